@@ -1,0 +1,185 @@
+/*
+ * cred.c — key derivation, credential minting and parsing, and per-app user identifiers.
+ * Codes are 38 characters of [0-9A-Za-z] (WeChat's codes are alphanumeric); tokens are
+ * "90_" + URL-safe base64, like WeChat's "83_..." tokens.
+ */
+#include <sodium.h>
+#include <string.h>
+
+#include "cred.h"
+
+#define RAW_LEN  (8 + WX_CRED_SECRET) /* masked id + secret */
+#define CODE_LEN 38                   /* 62^38 > 2^224 */
+
+static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+void wx_keys_derive(struct wx_keys *k, const unsigned char master[WX_KEY_LEN])
+{
+    for (int i = 0; i < WX_CRED_KINDS; i++)
+        crypto_kdf_derive_from_key(k->cred[i], WX_KEY_LEN, (uint64_t)i + 1, "wxcred__", master);
+    crypto_kdf_derive_from_key(k->openid, WX_KEY_LEN, 1, "wxopenid", master);
+    crypto_kdf_derive_from_key(k->unionid, WX_KEY_LEN, 2, "wxopenid", master);
+    crypto_kdf_derive_from_key(k->secret, WX_KEY_LEN, 1, "wxsecret", master);
+    crypto_kdf_derive_from_key(k->seal, WX_KEY_LEN, 1, "wxseal__", master);
+}
+
+/* One keyed hash gives both the id mask (bytes 0..7) and the stored MAC (bytes 32..63). */
+static void cred_hash(const struct wx_keys *k, enum wx_cred_kind kind,
+                      const unsigned char secret[WX_CRED_SECRET], uint64_t *mask,
+                      unsigned char mac[WX_CRED_MAC])
+{
+    unsigned char h[64];
+    crypto_generichash(h, sizeof h, secret, WX_CRED_SECRET, k->cred[kind], WX_KEY_LEN);
+    memcpy(mask, h, 8);
+    memcpy(mac, h + 32, WX_CRED_MAC);
+    sodium_memzero(h, sizeof h);
+}
+
+void wx_cred_new(const struct wx_keys *k, enum wx_cred_kind kind, struct wx_cred *c)
+{
+    randombytes_buf(c->secret, WX_CRED_SECRET);
+    cred_hash(k, kind, c->secret, &c->mask, c->mac);
+}
+
+static void base62_encode(const unsigned char in[RAW_LEN], char out[CODE_LEN + 1])
+{
+    unsigned char num[RAW_LEN];
+    memcpy(num, in, RAW_LEN);
+    for (int pos = CODE_LEN - 1; pos >= 0; pos--) {
+        unsigned rem = 0;
+        for (int i = 0; i < RAW_LEN; i++) {
+            unsigned cur = (rem << 8) | num[i];
+            num[i] = (unsigned char)(cur / 62);
+            rem = cur % 62;
+        }
+        out[pos] = b62[rem];
+    }
+    out[CODE_LEN] = '\0';
+}
+
+static int base62_decode(struct wx_slice s, unsigned char out[RAW_LEN])
+{
+    if (s.len != CODE_LEN)
+        return WX_ERR_SYNTAX;
+    unsigned char num[RAW_LEN + 1] = {0};
+    for (size_t p = 0; p < CODE_LEN; p++) {
+        const char *d = memchr(b62, s.ptr[p], 62);
+        if (!d || !s.ptr[p])
+            return WX_ERR_SYNTAX;
+        unsigned carry = (unsigned)(d - b62);
+        for (int i = RAW_LEN; i >= 0; i--) {
+            unsigned cur = num[i] * 62u + carry;
+            num[i] = (unsigned char)(cur & 0xff);
+            carry = cur >> 8;
+        }
+        if (carry)
+            return WX_ERR_SYNTAX;
+    }
+    if (num[0])
+        return WX_ERR_SYNTAX; /* more than 224 bits */
+    memcpy(out, num + 1, RAW_LEN);
+    return WX_OK;
+}
+
+void wx_cred_format(enum wx_cred_kind kind, const struct wx_cred *c, int64_t id,
+                    char out[WX_CRED_MAX])
+{
+    unsigned char raw[RAW_LEN];
+    uint64_t masked = (uint64_t)id ^ c->mask;
+    memcpy(raw, &masked, 8);
+    memcpy(raw + 8, c->secret, WX_CRED_SECRET);
+    if (kind == WX_CRED_CODE) {
+        base62_encode(raw, out);
+    } else {
+        memcpy(out, "90_", 3);
+        sodium_bin2base64(out + 3, WX_CRED_MAX - 3, raw, RAW_LEN,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+    sodium_memzero(raw, sizeof raw);
+}
+
+int wx_cred_parse(const struct wx_keys *k, enum wx_cred_kind kind, struct wx_slice s, int64_t *id,
+                  unsigned char mac[WX_CRED_MAC])
+{
+    unsigned char raw[RAW_LEN];
+    size_t n = 0;
+    if (kind == WX_CRED_CODE) {
+        if (base62_decode(s, raw))
+            return WX_ERR_SYNTAX;
+    } else {
+        if (s.len != 3 + 38 || memcmp(s.ptr, "90_", 3) != 0)
+            return WX_ERR_SYNTAX;
+        if (sodium_base642bin(raw, RAW_LEN, s.ptr + 3, s.len - 3, NULL, &n, NULL,
+                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+            n != RAW_LEN)
+            return WX_ERR_SYNTAX;
+    }
+    uint64_t mask, masked;
+    cred_hash(k, kind, raw + 8, &mask, mac);
+    memcpy(&masked, raw, 8);
+    sodium_memzero(raw, sizeof raw);
+    uint64_t v = masked ^ mask;
+    if (v == 0 || v > INT64_MAX)
+        return WX_ERR_SYNTAX;
+    *id = (int64_t)v;
+    return WX_OK;
+}
+
+void wx_secret_mac(const struct wx_keys *k, struct wx_slice secret, unsigned char mac[WX_CRED_MAC])
+{
+    crypto_generichash(mac, WX_CRED_MAC, (const unsigned char *)secret.ptr, secret.len, k->secret,
+                       WX_KEY_LEN);
+}
+
+/* H(key, label || ns || 0 || extra) truncated to outlen. */
+static void ident_hash(const unsigned char key[WX_KEY_LEN], char label, const char *ns,
+                       const void *extra, size_t extra_len, unsigned char *out, size_t outlen)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, key, WX_KEY_LEN, outlen);
+    crypto_generichash_update(&st, (const unsigned char *)&label, 1);
+    crypto_generichash_update(&st, (const unsigned char *)ns, strlen(ns) + 1);
+    crypto_generichash_update(&st, extra, extra_len);
+    crypto_generichash_final(&st, out, outlen);
+}
+
+/* Layout of the 20 decoded bytes: namespace prefix (4) | masked user id (8) | tag (8). */
+void wx_ident_make(const unsigned char key[WX_KEY_LEN], const char *ns, int64_t user_id,
+                   char out[WX_OPENID_LEN + 1])
+{
+    unsigned char raw[20], mask[8];
+    uint64_t uid = (uint64_t)user_id;
+    ident_hash(key, 'p', ns, NULL, 0, raw, 4);
+    ident_hash(key, 't', ns, &uid, 8, raw + 12, 8);
+    ident_hash(key, 'm', ns, raw + 12, 8, mask, 8);
+    for (int i = 0; i < 8; i++)
+        raw[4 + i] = ((const unsigned char *)&uid)[i] ^ mask[i];
+    out[0] = 'o';
+    sodium_bin2base64(out + 1, WX_OPENID_LEN, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int wx_ident_parse(const unsigned char key[WX_KEY_LEN], const char *ns, struct wx_slice s,
+                   int64_t *user_id)
+{
+    unsigned char raw[20], mask[8], want[8];
+    size_t n = 0;
+    if (s.len != WX_OPENID_LEN || s.ptr[0] != 'o')
+        return WX_ERR_SYNTAX;
+    if (sodium_base642bin(raw, sizeof raw, s.ptr + 1, s.len - 1, NULL, &n, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        n != sizeof raw)
+        return WX_ERR_SYNTAX;
+    ident_hash(key, 'p', ns, NULL, 0, want, 4);
+    if (sodium_memcmp(want, raw, 4) != 0)
+        return WX_ERR_INVALID;
+    ident_hash(key, 'm', ns, raw + 12, 8, mask, 8);
+    uint64_t uid;
+    for (int i = 0; i < 8; i++)
+        ((unsigned char *)&uid)[i] = raw[4 + i] ^ mask[i];
+    ident_hash(key, 't', ns, &uid, 8, want, 8);
+    if (sodium_memcmp(want, raw + 12, 8) != 0)
+        return WX_ERR_INVALID;
+    *user_id = (int64_t)uid;
+    return WX_OK;
+}

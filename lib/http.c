@@ -1,0 +1,280 @@
+/*
+ * http.c — libmicrohttpd glue.
+ */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "http.h"
+
+enum { PH_NEW, PH_BODY, PH_WAIT, PH_READY, PH_SENT };
+
+struct wx_http_server {
+    struct MHD_Daemon *d;
+    struct wx_http_config cfg;
+    int port;
+};
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct wx_http_server *srv = cls;
+    struct wx_http_req *req = calloc(1, sizeof(*req));
+    if (!req)
+        return NULL;
+    req->server = srv;
+    req->conn = conn;
+    req->start_ns = wx_mono_ns();
+    req->target = strdup(uri ? uri : "/");
+    wx_buf_init(&req->body, WX_MAX_BODY);
+    wx_buf_init(&req->out, 4 * 1024 * 1024);
+    if (!req->target) {
+        free(req);
+        return NULL;
+    }
+    char *q = strchr(req->target, '?');
+    req->path = (struct wx_slice){req->target, q ? (size_t)(q - req->target) : strlen(req->target)};
+    req->query = q ? wx_slice_cstr(q + 1) : (struct wx_slice){"", 0};
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, req->peer,
+                  sizeof req->peer);
+    return req;
+}
+
+static void free_req(struct wx_http_req *req)
+{
+    for (int i = 0; i < req->nheaders; i++)
+        free(req->hvalue[i]);
+    wx_buf_free(&req->body);
+    wx_buf_free(&req->out);
+    free(req->target);
+    free(req);
+}
+
+const char *wx_http_header(struct wx_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *wx_http_cookie(struct wx_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+int wx_http_set_header(struct wx_http_req *req, const char *name, const char *value)
+{
+    if (req->nheaders == WX_HTTP_MAX_HEADERS)
+        return WX_ERR_LIMIT;
+    char *v = strdup(value);
+    if (!v)
+        return WX_ERR_NOMEM;
+    req->hname[req->nheaders] = name;
+    req->hvalue[req->nheaders++] = v;
+    return WX_OK;
+}
+
+void wx_http_json(struct wx_http_req *req, int status)
+{
+    req->status = status;
+    req->content_type = "application/json; charset=utf-8";
+    wx_http_set_header(req, "Cache-Control", "no-store");
+    wx_http_set_header(req, "Pragma", "no-cache");
+}
+
+static void page_headers(struct wx_http_req *req)
+{
+    wx_http_set_header(req, "X-Frame-Options", "DENY");
+    wx_http_set_header(req, "Content-Security-Policy",
+                       "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                       "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'");
+    wx_http_set_header(req, "Referrer-Policy", "no-referrer");
+    wx_http_set_header(req, "Cache-Control", "no-store");
+    wx_http_set_header(req, "X-Content-Type-Options", "nosniff");
+}
+
+void wx_http_page(struct wx_http_req *req, int status)
+{
+    req->status = status;
+    req->content_type = "text/html; charset=utf-8";
+    page_headers(req);
+}
+
+int wx_http_redirect(struct wx_http_req *req, int status, const char *location)
+{
+    req->status = status;
+    req->content_type = NULL;
+    wx_buf_reset(&req->out);
+    wx_http_set_header(req, "Referrer-Policy", "no-referrer");
+    wx_http_set_header(req, "Cache-Control", "no-store");
+    return wx_http_set_header(req, "Location", location);
+}
+
+void wx_http_text(struct wx_http_req *req, int status, const char *text)
+{
+    req->status = status;
+    req->content_type = "text/plain; charset=utf-8";
+    wx_buf_reset(&req->out);
+    wx_buf_puts(&req->out, text);
+}
+
+void wx_http_suspend(struct wx_http_req *req)
+{
+    req->phase = PH_WAIT;
+    MHD_suspend_connection(req->conn);
+}
+
+void wx_http_resume(struct wx_http_req *req)
+{
+    req->phase = PH_READY;
+    MHD_resume_connection(req->conn);
+}
+
+static enum MHD_Result send_response(struct wx_http_req *req)
+{
+    size_t len = req->out.len;
+    char *body = wx_buf_steal(&req->out);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, body ? body : (void *)"",
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    if (req->content_type)
+        MHD_add_response_header(r, "Content-Type", req->content_type);
+    for (int i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(r, req->hname[i], req->hvalue[i]);
+    if (req->close)
+        MHD_add_response_header(r, "Connection", "close");
+    req->phase = PH_SENT;
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* RFC 9112 §6.3: a message with both framings is an attack vector; refuse and close. */
+static int bad_framing(struct wx_http_req *req)
+{
+    return wx_http_header(req, "Transfer-Encoding") && wx_http_header(req, "Content-Length");
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct wx_http_server *srv = cls;
+    struct wx_http_req *req = *con_cls;
+    if (!req)
+        return MHD_NO;
+    if (req->phase == PH_NEW) {
+        req->method = method;
+        req->phase = PH_BODY;
+        if (bad_framing(req)) {
+            req->close = 1;
+            wx_http_text(req, 400, "Bad Request: both Content-Length and Transfer-Encoding\n");
+            return send_response(req);
+        }
+        return MHD_YES;
+    }
+    if (req->phase == PH_BODY && *upload_size) {
+        if (!req->body_too_big && wx_buf_append(&req->body, upload_data, *upload_size))
+            req->body_too_big = 1;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->phase == PH_BODY) {
+        if (req->body_too_big) {
+            req->close = 1;
+            wx_http_text(req, 413, "Payload Too Large\n");
+            return send_response(req);
+        }
+        srv->cfg.handler(req, srv->cfg.ud);
+        if (req->phase == PH_WAIT)
+            return MHD_YES;
+        return send_response(req);
+    }
+    if (req->phase == PH_READY)
+        return send_response(req);
+    return MHD_YES;
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct wx_http_server *srv = cls;
+    struct wx_http_req *req = *con_cls;
+    if (!req)
+        return;
+    if (srv->cfg.on_done)
+        srv->cfg.on_done(req, srv->cfg.ud);
+    free_req(req);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct wx_http_server *srv = cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = '\0';
+    wx_logf(srv->cfg.log, WX_LOG_DEBUG, "level=debug msg=\"http: %s\"", line);
+}
+
+int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg, char *err,
+                  size_t errsz)
+{
+    struct wx_http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return WX_ERR_NOMEM;
+    srv->cfg = *cfg;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, cfg->host ? cfg->host : "127.0.0.1", &sa.sin_addr) != 1) {
+        snprintf(err, errsz, "listen address '%s' is not a numeric IPv4 address", cfg->host);
+        free(srv);
+        return WX_ERR_INVALID;
+    }
+    srv->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(WX_MAX_URL + WX_MAX_HEADER + 4096), MHD_OPTION_CONNECTION_LIMIT,
+        cfg->conn_limit ? cfg->conn_limit : 4096u, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->timeout_s ? cfg->timeout_s : 30u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+    if (!srv->d) {
+        snprintf(err, errsz, "cannot listen on %s:%d (in use, or not an address of this machine)",
+                 cfg->host, cfg->port);
+        free(srv);
+        return WX_ERR_IO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : cfg->port;
+    *out = srv;
+    return WX_OK;
+}
+
+int wx_http_port(const struct wx_http_server *s)
+{
+    return s->port;
+}
+
+void wx_http_stop(struct wx_http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->d);
+    free(s);
+}

@@ -1,0 +1,153 @@
+/*
+ * store.h — the storage contract of wxauth: records and a table of operations that every
+ * backend (SQLite now, Redis later) implements with the same meaning. Nothing here speaks SQL.
+ *
+ * Threading: one struct wx_store is one connection, used by one thread at a time. The provider
+ * opens one for reads (its HTTP thread) and one for writes (the group-commit writer thread).
+ * Writes happen between batch_begin and batch_commit; each job inside a batch is wrapped by
+ * job_begin/job_end so one failing job does not spoil the others.
+ *
+ * Errors: WX_OK, WX_ERR_NOTFOUND, WX_ERR_CONFLICT, WX_ERR_EXPIRED as documented per operation;
+ * WX_ERR_STORE for any backend failure, which callers must treat as "fail closed".
+ */
+#ifndef WX_STORE_H
+#define WX_STORE_H
+
+#include <stdint.h>
+#include <wxauth/base.h>
+
+#include "cred.h"
+
+enum wx_scope { WX_SCOPE_BASE = 1, WX_SCOPE_USERINFO = 2 };
+enum wx_app_kind { WX_APP_OA = 0, WX_APP_WEBSITE = 1 };
+
+#define WX_APPID_LEN   18 /* "wx" + 16 hex */
+#define WX_SECRET_LEN  32 /* 32 hex */
+#define WX_MAX_DOMAINS_TEXT 520
+#define WX_MAX_AVATAR  512
+#define WX_MAX_OPEN_ACCOUNT 64
+
+struct wx_app {
+    int64_t id;
+    char appid[WX_APPID_LEN + 1];
+    char name[WX_MAX_APPNAME + 1];
+    char domains[WX_MAX_DOMAINS_TEXT]; /* comma-separated, at most WX_MAX_DOMAINS entries */
+    char open_account[WX_MAX_OPEN_ACCOUNT + 1]; /* "" when not bound */
+    int kind;
+    int https_only;
+    unsigned char secret_mac[WX_CRED_MAC];
+    int64_t created;
+};
+
+struct wx_user {
+    int64_t id;
+    char nickname[WX_MAX_NICKNAME + 1];
+    char avatar[WX_MAX_AVATAR + 1];
+    int sex;
+    int snapshot; /* is_snapshotuser */
+    int64_t created;
+};
+
+struct wx_code {
+    int64_t id;
+    unsigned char mac[WX_CRED_MAC];
+    int64_t app_id, user_id;
+    int scope, snapshot;
+    int64_t expires;
+};
+
+/* A grant is what one code produced: its row is the refresh token. */
+struct wx_grant {
+    int64_t id;
+    unsigned char mac[WX_CRED_MAC];
+    int64_t app_id, user_id, code_id;
+    int scope, snapshot;
+    int64_t created, expires;
+    int revoked;
+};
+
+struct wx_access {
+    int64_t id;
+    unsigned char mac[WX_CRED_MAC];
+    int64_t grant_id, app_id, user_id;
+    int scope;
+    int64_t expires;
+    int revoked; /* the token's own flag OR its grant's */
+};
+
+struct wx_basic {
+    int64_t id;
+    unsigned char mac[WX_CRED_MAC];
+    int64_t app_id, expires;
+};
+
+struct wx_store;
+
+typedef void (*wx_app_cb)(void *ud, const struct wx_app *app);
+typedef void (*wx_user_cb)(void *ud, const struct wx_user *user);
+
+struct wx_store_ops {
+    const char *name;
+    void (*close)(struct wx_store *s);
+    int (*ping)(struct wx_store *s);
+
+    int (*batch_begin)(struct wx_store *s);
+    int (*batch_commit)(struct wx_store *s);
+    void (*batch_rollback)(struct wx_store *s);
+    int (*job_begin)(struct wx_store *s);
+    void (*job_end)(struct wx_store *s, int ok);
+
+    /* 32-byte master key: created on first open, then stable. */
+    int (*master_key)(struct wx_store *s, unsigned char key[WX_KEY_LEN]);
+
+    int (*app_insert)(struct wx_store *s, struct wx_app *app); /* sets id; CONFLICT on appid */
+    int (*app_by_appid)(struct wx_store *s, const char *appid, struct wx_app *out);
+    int (*app_by_id)(struct wx_store *s, int64_t id, struct wx_app *out);
+    int (*app_list)(struct wx_store *s, wx_app_cb cb, void *ud);
+    int (*app_delete)(struct wx_store *s, int64_t id); /* with its follows, codes and tokens */
+    /* New secret MAC; revokes every grant and basic token of the app issued before. */
+    int (*app_set_secret)(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC]);
+
+    int (*user_insert)(struct wx_store *s, struct wx_user *user); /* sets id */
+    int (*user_get)(struct wx_store *s, int64_t id, struct wx_user *out);
+    int (*user_list)(struct wx_store *s, wx_user_cb cb, void *ud);
+    int (*user_set_snapshot)(struct wx_store *s, int64_t id, int snapshot);
+    int (*follow_set)(struct wx_store *s, int64_t user_id, int64_t app_id, int on, int64_t now);
+    /* WX_OK with *since when following, WX_ERR_NOTFOUND otherwise. */
+    int (*follow_get)(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *since);
+    int (*follow_list)(struct wx_store *s, int64_t user_id, wx_app_cb cb, void *ud);
+
+    int (*code_insert)(struct wx_store *s, struct wx_code *code); /* sets id */
+    /*
+     * Atomically redeems a code: WX_OK (now used; *out filled), WX_ERR_NOTFOUND (no such code,
+     * MAC mismatch, or another app's code: not consumed), WX_ERR_EXPIRED, WX_ERR_CONFLICT (used
+     * before: every grant minted from it is revoked).
+     */
+    int (*code_redeem)(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC],
+                       int64_t app_id, int64_t now, struct wx_code *out);
+
+    int (*grant_insert)(struct wx_store *s, struct wx_grant *g); /* sets id */
+    int (*grant_get)(struct wx_store *s, int64_t id, struct wx_grant *out);
+    int (*access_insert)(struct wx_store *s, struct wx_access *a); /* sets id */
+    int (*access_get)(struct wx_store *s, int64_t id, struct wx_access *out);
+
+    /* Issues a basic token; tokens issued before stay valid at most grace seconds more. */
+    int (*basic_insert)(struct wx_store *s, struct wx_basic *b, int64_t now, int64_t grace);
+    int (*basic_get)(struct wx_store *s, int64_t id, struct wx_basic *out);
+
+    /* One-time use of a nonce (form tickets): WX_OK the first time, WX_ERR_CONFLICT after. */
+    int (*nonce_use)(struct wx_store *s, const unsigned char nonce[16], int64_t expires);
+
+    /* Deletes expired rows, at most limit of each kind; *deleted receives the count. */
+    int (*purge)(struct wx_store *s, int64_t now, int limit, int64_t *deleted);
+};
+
+struct wx_store {
+    const struct wx_store_ops *ops;
+};
+
+/* Opens the backend named by url: a file path or "sqlite:PATH". err gets a readable reason. */
+int wx_store_open(struct wx_store **out, const char *url, char *err, size_t errsz);
+int wx_store_open_sqlite(struct wx_store **out, const char *path, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * writer.c — the group-commit writer thread.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "writer.h"
+
+struct wx_writer {
+    struct wx_store *store;
+    int max_batch;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct wx_job *head, *tail;
+    int stopping;
+    _Atomic uint64_t batches, jobs;
+};
+
+static struct wx_job *take_batch(struct wx_writer *w, int *stop)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->head && !w->stopping)
+        pthread_cond_wait(&w->cv, &w->mu);
+    struct wx_job *first = w->head, *last = NULL, *j = w->head;
+    for (int n = 0; j && n < w->max_batch; n++) {
+        last = j;
+        j = j->next;
+    }
+    if (last) {
+        w->head = last->next;
+        if (!w->head)
+            w->tail = NULL;
+        last->next = NULL;
+    }
+    *stop = w->stopping && !w->head && !first;
+    pthread_mutex_unlock(&w->mu);
+    return first;
+}
+
+static void run_batch(struct wx_writer *w, struct wx_job *batch)
+{
+    struct wx_store *s = w->store;
+    int ok = s->ops->batch_begin(s) == WX_OK;
+    uint64_t n = 0;
+    for (struct wx_job *j = batch; ok && j; j = j->next, n++) {
+        if (s->ops->job_begin(s) != WX_OK) {
+            ok = 0;
+            break;
+        }
+        s->ops->job_end(s, j->run(j, s) == 0);
+    }
+    if (ok && s->ops->batch_commit(s) != WX_OK)
+        ok = 0;
+    if (!ok)
+        s->ops->batch_rollback(s);
+    else {
+        atomic_fetch_add(&w->batches, 1);
+        atomic_fetch_add(&w->jobs, n);
+    }
+    for (struct wx_job *j = batch, *next; j; j = next) {
+        next = j->next;
+        j->done(j, ok);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct wx_writer *w = arg;
+    for (;;) {
+        int stop = 0;
+        struct wx_job *batch = take_batch(w, &stop);
+        if (batch)
+            run_batch(w, batch);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batch)
+{
+    struct wx_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return WX_ERR_NOMEM;
+    w->store = store;
+    w->max_batch = max_batch > 0 ? max_batch : 64;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        free(w);
+        return WX_ERR_NOMEM;
+    }
+    *out = w;
+    return WX_OK;
+}
+
+void wx_writer_submit(struct wx_writer *w, struct wx_job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = job;
+    else
+        w->head = job;
+    w->tail = job;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void wx_writer_stop(struct wx_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    w->store->ops->close(w->store);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+void wx_writer_stats(struct wx_writer *w, uint64_t *batches, uint64_t *jobs)
+{
+    *batches = atomic_load(&w->batches);
+    *jobs = atomic_load(&w->jobs);
+}

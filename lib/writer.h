@@ -1,0 +1,32 @@
+/*
+ * writer.h — group commit. Jobs that write are queued to one writer thread that owns the write
+ * connection; it runs every queued job (up to a batch limit) inside one transaction, commits
+ * once (one fsync for the batch), and only then calls each job's done() with the outcome.
+ * A response therefore never leaves before the commit that holds its write (SECURITY.md 12).
+ */
+#ifndef WX_WRITER_H
+#define WX_WRITER_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct wx_job {
+    /* Runs on the writer thread inside the batch; returns 0 to keep its writes. */
+    int (*run)(struct wx_job *job, struct wx_store *store);
+    /* Called after the commit (committed=1) or its failure (0), on the writer thread. */
+    void (*done)(struct wx_job *job, int committed);
+    struct wx_job *next;
+};
+
+struct wx_writer;
+
+/* Starts the thread; the writer takes ownership of store. max_batch bounds one transaction. */
+int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batch);
+void wx_writer_submit(struct wx_writer *w, struct wx_job *job);
+/* Drains the queue, stops the thread, closes the store. */
+void wx_writer_stop(struct wx_writer *w);
+/* Batches and jobs committed so far (for /metrics). */
+void wx_writer_stats(struct wx_writer *w, uint64_t *batches, uint64_t *jobs);
+
+#endif
