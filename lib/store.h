@@ -26,6 +26,7 @@ enum wx_app_kind { WX_APP_OA = 0, WX_APP_WEBSITE = 1 };
 #define WX_MAX_DOMAINS_TEXT 520
 #define WX_MAX_AVATAR  512
 #define WX_MAX_OPEN_ACCOUNT 64
+#define WX_MAX_MENU_TEXT 1600 /* up to 3 entries */
 
 struct wx_app {
     int64_t id;
@@ -33,6 +34,7 @@ struct wx_app {
     char name[WX_MAX_APPNAME + 1];
     char domains[WX_MAX_DOMAINS_TEXT]; /* comma-separated, at most WX_MAX_DOMAINS entries */
     char open_account[WX_MAX_OPEN_ACCOUNT + 1]; /* "" when not bound */
+    char menu[WX_MAX_MENU_TEXT]; /* "label=url" lines: the account's custom menu */
     int kind;
     int https_only;
     unsigned char secret_mac[WX_CRED_MAC];

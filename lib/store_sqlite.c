@@ -27,13 +27,13 @@ static const char *const sql[Q_COUNT] = {
     [Q_META_GET] = "SELECT v FROM meta WHERE k=?1",
     [Q_META_PUT] = "INSERT INTO meta(k,v) VALUES(?1,?2)",
     [Q_APP_INS] = "INSERT INTO apps(appid,name,domains,open_account,kind,https_only,secret_mac,"
-                  "created) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                  "created,menu) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [Q_APP_BY_APPID] = "SELECT id,appid,name,domains,open_account,kind,https_only,secret_mac,"
-                       "created FROM apps WHERE appid=?1",
+                       "created,menu FROM apps WHERE appid=?1",
     [Q_APP_BY_ID] = "SELECT id,appid,name,domains,open_account,kind,https_only,secret_mac,"
-                    "created FROM apps WHERE id=?1",
+                    "created,menu FROM apps WHERE id=?1",
     [Q_APP_LIST] = "SELECT id,appid,name,domains,open_account,kind,https_only,secret_mac,"
-                   "created FROM apps ORDER BY id",
+                   "created,menu FROM apps ORDER BY id",
     [Q_APP_SECRET] = "UPDATE apps SET secret_mac=?2 WHERE id=?1",
     [Q_USER_INS] = "INSERT INTO users(nickname,avatar,sex,snapshot,created) VALUES(?1,?2,?3,?4,?5)",
     [Q_USER_GET] = "SELECT id,nickname,avatar,sex,snapshot,created FROM users WHERE id=?1",
@@ -43,7 +43,7 @@ static const char *const sql[Q_COUNT] = {
     [Q_FOLLOW_OFF] = "DELETE FROM follows WHERE user_id=?1 AND app_id=?2",
     [Q_FOLLOW_GET] = "SELECT since FROM follows WHERE user_id=?1 AND app_id=?2",
     [Q_FOLLOW_LIST] = "SELECT a.id,a.appid,a.name,a.domains,a.open_account,a.kind,a.https_only,"
-                      "a.secret_mac,a.created FROM follows f JOIN apps a ON a.id=f.app_id "
+                      "a.secret_mac,a.created,a.menu FROM follows f JOIN apps a ON a.id=f.app_id "
                       "WHERE f.user_id=?1 ORDER BY a.id",
     [Q_CODE_INS] = "INSERT INTO codes(mac,app_id,user_id,scope,snapshot,expires) "
                    "VALUES(?1,?2,?3,?4,?5,?6)",
@@ -70,7 +70,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS apps(id INTEGER PRIMARY KEY, appid TEXT NOT NULL UNIQUE,"
     " name TEXT NOT NULL, domains TEXT NOT NULL, open_account TEXT NOT NULL DEFAULT '',"
     " kind INTEGER NOT NULL DEFAULT 0, https_only INTEGER NOT NULL DEFAULT 0,"
-    " secret_mac BLOB NOT NULL, created INTEGER NOT NULL);"
+    " secret_mac BLOB NOT NULL, created INTEGER NOT NULL, menu TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, nickname TEXT NOT NULL,"
     " avatar TEXT NOT NULL DEFAULT '', sex INTEGER NOT NULL DEFAULT 0,"
     " snapshot INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);"
@@ -241,6 +241,7 @@ static void read_app(sqlite3_stmt *q, struct wx_app *a)
     a->https_only = sqlite3_column_int(q, 6);
     col_mac(q, 7, a->secret_mac);
     a->created = sqlite3_column_int64(q, 8);
+    col_text(q, 9, a->menu, sizeof a->menu);
 }
 
 static int sq_app_insert(struct wx_store *s, struct wx_app *a)
@@ -256,6 +257,7 @@ static int sq_app_insert(struct wx_store *s, struct wx_app *a)
     sqlite3_bind_int(q, 6, a->https_only);
     sqlite3_bind_blob(q, 7, a->secret_mac, WX_CRED_MAC, SQLITE_STATIC);
     sqlite3_bind_int64(q, 8, a->created);
+    sqlite3_bind_text(q, 9, a->menu, -1, SQLITE_STATIC);
     int rc = run(q);
     if (rc == WX_OK)
         a->id = sqlite3_last_insert_rowid(SQ(s)->db);

@@ -100,6 +100,12 @@ void wx_writer_submit(struct wx_writer *w, struct wx_job *job)
 {
     job->next = NULL;
     pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        /* Shutting down: the job is answered as a failed commit, never left hanging. */
+        pthread_mutex_unlock(&w->mu);
+        job->done(job, 0);
+        return;
+    }
     if (w->tail)
         w->tail->next = job;
     else
@@ -111,7 +117,7 @@ void wx_writer_submit(struct wx_writer *w, struct wx_job *job)
 
 void wx_writer_stop(struct wx_writer *w)
 {
-    if (!w)
+    if (!w || !w->store)
         return;
     pthread_mutex_lock(&w->mu);
     w->stopping = 1;
@@ -119,6 +125,13 @@ void wx_writer_stop(struct wx_writer *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     w->store->ops->close(w->store);
+    w->store = NULL;
+}
+
+void wx_writer_free(struct wx_writer *w)
+{
+    if (!w)
+        return;
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

@@ -24,8 +24,12 @@ struct wx_writer;
 /* Starts the thread; the writer takes ownership of store. max_batch bounds one transaction. */
 int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batch);
 void wx_writer_submit(struct wx_writer *w, struct wx_job *job);
-/* Drains the queue, stops the thread, closes the store. */
+/*
+ * Drains the queue, stops the thread and closes the store. Jobs submitted afterwards are
+ * answered at once with done(job, 0). Free with wx_writer_free() once nothing submits.
+ */
 void wx_writer_stop(struct wx_writer *w);
+void wx_writer_free(struct wx_writer *w);
 /* Batches and jobs committed so far (for /metrics). */
 void wx_writer_stats(struct wx_writer *w, uint64_t *batches, uint64_t *jobs);
 
