@@ -51,8 +51,8 @@ static int open_account_valid(const char *s)
 }
 
 int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct wx_app_spec *spec,
-                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1],
-                     char *err, size_t errsz)
+                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1], char *err,
+                     size_t errsz)
 {
     memset(out, 0, sizeof(*out));
     size_t nlen = spec->name ? strlen(spec->name) : 0;
@@ -169,12 +169,12 @@ static json_t *split_json(const char *text, char sep)
 
 json_t *wx_op_app_json(const struct wx_app *a, const char *secret)
 {
-    json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:o, s:b, s:s, s:I}", "appid", a->appid, "name",
-                          a->name, "domains", split_json(a->domains, ','), "open_account",
-                          a->open_account, "menu", split_json(a->menu, '\n'), "https_only",
-                          a->https_only, "kind",
-                          a->kind == WX_APP_WEBSITE ? "website" : "official_account", "created",
-                          (json_int_t)a->created);
+    json_t *o =
+        json_pack("{s:s, s:s, s:o, s:s, s:o, s:b, s:s, s:I}", "appid", a->appid, "name", a->name,
+                  "domains", split_json(a->domains, ','), "open_account", a->open_account, "menu",
+                  split_json(a->menu, '\n'), "https_only", a->https_only, "kind",
+                  a->kind == WX_APP_WEBSITE ? "website" : "official_account", "created",
+                  (json_int_t)a->created);
     if (o && secret)
         json_object_set_new(o, "secret", json_string(secret));
     return o;
@@ -184,7 +184,7 @@ json_t *wx_op_user_json(const struct wx_user *u)
 {
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)u->id);
-    return json_pack("{s:s, s:s, s:s, s:i, s:b, s:I}", "id", id, "nickname", u->nickname,
-                     "avatar", u->avatar, "sex", u->sex, "is_snapshotuser", u->snapshot,
-                     "created", (json_int_t)u->created);
+    return json_pack("{s:s, s:s, s:s, s:i, s:b, s:I}", "id", id, "nickname", u->nickname, "avatar",
+                     u->avatar, "sex", u->sex, "is_snapshotuser", u->snapshot, "created",
+                     (json_int_t)u->created);
 }

@@ -75,8 +75,7 @@ void wx_page_end(struct wx_http_req *req)
     wx_buf_puts(&req->out, "</div></body></html>");
 }
 
-void wx_page_error(struct wx_http_req *req, int status, int errcode, const char *zh,
-                   const char *en)
+void wx_page_error(struct wx_http_req *req, int status, int errcode, const char *zh, const char *en)
 {
     req->errcode = errcode;
     wx_page_begin(req, status, "微信网页授权");
@@ -144,8 +143,9 @@ int wx_page_icon(struct wx_buf *b, const char *name, int size, const char *cls)
     wx_buf_init(&s, 4096);
     int rc = svg(&s, name, 0);
     if (rc == WX_OK)
-        rc = wx_buf_printf(b, "<img class=\"%s\" width=\"%d\" height=\"%d\" alt=\"\" "
-                              "src=\"data:image/svg+xml,",
+        rc = wx_buf_printf(b,
+                           "<img class=\"%s\" width=\"%d\" height=\"%d\" alt=\"\" "
+                           "src=\"data:image/svg+xml,",
                            cls, size, size);
     if (rc == WX_OK)
         rc = wx_pct_encode(b, (struct wx_slice){s.ptr, s.len});

@@ -40,8 +40,8 @@ int64_t wx_p_now(struct wx_provider *p)
 
 int wx_p_params(struct wx_provider *p, struct wx_http_req *req, struct wx_query *q, int form)
 {
-    struct wx_slice in = form ? (struct wx_slice){req->body.ptr ? req->body.ptr : "", req->body.len}
-                              : req->query;
+    struct wx_slice in =
+        form ? (struct wx_slice){req->body.ptr ? req->body.ptr : "", req->body.len} : req->query;
     int rc = wx_query_parse(q, in, form ? WX_MAX_BODY : WX_MAX_URL);
     if (rc == WX_OK)
         return 0;
@@ -131,8 +131,7 @@ int wx_p_set_session(struct wx_provider *p, struct wx_http_req *req, int64_t use
         rc = rc ? rc : wx_seal(p->keys.seal, "session", &s, sizeof s, &b);
     rc = rc ? rc
             : wx_buf_printf(&b, "; Path=/; HttpOnly; SameSite=Lax%s%s",
-                            p->secure_cookies ? "; Secure" : "",
-                            user_id ? "" : "; Max-Age=0");
+                            p->secure_cookies ? "; Secure" : "", user_id ? "" : "; Max-Age=0");
     if (rc == WX_OK)
         rc = wx_http_set_header(req, "Set-Cookie", b.ptr);
     wx_buf_free(&b);
@@ -247,8 +246,8 @@ static void handle(struct wx_http_req *req, void *ud)
     req->route = NULL;
     if (path_match) {
         wx_http_text(req, 405, "Method Not Allowed\n");
-    } else if (req->path.len > 5 && (!memcmp(req->path.ptr, "/sns/", 5) ||
-                                     !memcmp(req->path.ptr, "/cgi-bin/", 9))) {
+    } else if (req->path.len > 5 &&
+               (!memcmp(req->path.ptr, "/sns/", 5) || !memcmp(req->path.ptr, "/cgi-bin/", 9))) {
         /* WeChat answers unknown API paths with 40066 invalid url. */
         wx_p_json_error(p, req, WX_EC_INVALID_URL,
                         req->path.ptr[1] == 's' ? WX_API_SNS : WX_API_CGI);

@@ -19,16 +19,16 @@
 #include "store.h"
 #include "writer.h"
 
-#define WX_CODE_TTL      300            /* WeChat: a code dies after 5 minutes */
-#define WX_ACCESS_TTL    7200           /* expires_in of web and basic access tokens */
-#define WX_REFRESH_TTL   (30 * 86400)   /* refresh_token: 30 days from the first grant */
-#define WX_BASIC_GRACE   300            /* the previous basic token stays valid 5 minutes */
-#define WX_TICKET_TTL    600            /* a consent form must be answered within 10 minutes */
-#define WX_SESSION_TTL   (7 * 86400)    /* sandbox sign-in cookie */
-#define WX_ENTRY_TTL     120            /* "entered from the account's menu" lasts 2 minutes */
-#define WX_MAX_FAULTS    16
-#define WX_MAX_ISSUE     100000         /* credentials minted by one /admin/issue call */
-#define WX_RATE_SLOTS    1024
+#define WX_CODE_TTL    300          /* WeChat: a code dies after 5 minutes */
+#define WX_ACCESS_TTL  7200         /* expires_in of web and basic access tokens */
+#define WX_REFRESH_TTL (30 * 86400) /* refresh_token: 30 days from the first grant */
+#define WX_BASIC_GRACE 300          /* the previous basic token stays valid 5 minutes */
+#define WX_TICKET_TTL  600          /* a consent form must be answered within 10 minutes */
+#define WX_SESSION_TTL (7 * 86400)  /* sandbox sign-in cookie */
+#define WX_ENTRY_TTL   120          /* "entered from the account's menu" lasts 2 minutes */
+#define WX_MAX_FAULTS  16
+#define WX_MAX_ISSUE   100000 /* credentials minted by one /admin/issue call */
+#define WX_RATE_SLOTS  1024
 
 /* Fault injection: the next `remaining` calls of `endpoint` answer errcode and/or wait. */
 struct wx_fault {
@@ -141,8 +141,8 @@ struct wx_app_spec {
 };
 /* Creates an app; secret_out receives the AppSecret (shown once). err gets a readable reason. */
 int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct wx_app_spec *spec,
-                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1],
-                     char *err, size_t errsz);
+                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1], char *err,
+                     size_t errsz);
 int wx_op_app_reset_secret(struct wx_store *s, const struct wx_keys *k, struct wx_app *app,
                            char secret_out[WX_SECRET_LEN + 1]);
 int wx_op_user_create(struct wx_store *s, const char *nickname, const char *avatar, int sex,

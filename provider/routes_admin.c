@@ -17,8 +17,8 @@ struct admin_job {
     struct wx_job job;
     struct wx_provider *p;
     struct wx_http_req *req;
-    json_t *in;     /* request body (owned) */
-    int64_t id;     /* path id: app row or user id */
+    json_t *in; /* request body (owned) */
+    int64_t id; /* path id: app row or user id */
     char appid[WX_APPID_LEN + 1];
     int (*op)(struct admin_job *a, struct wx_store *s);
     /* result */
@@ -120,8 +120,7 @@ static int op_app_add(struct admin_job *a, struct wx_store *s)
             return fail(a, 400, "menu: strings only");
     struct wx_app app;
     char secret[WX_SECRET_LEN + 1], err[256];
-    int rc = wx_op_app_create(s, &a->p->keys, &spec, wx_p_now(a->p), &app, secret, err,
-                              sizeof err);
+    int rc = wx_op_app_create(s, &a->p->keys, &spec, wx_p_now(a->p), &app, secret, err, sizeof err);
     if (rc == WX_ERR_INVALID)
         return fail(a, 400, err);
     if (rc)
@@ -219,7 +218,7 @@ static int op_issue(struct admin_job *a, struct wx_store *s)
     const char *scope_s = jstr(a->in, "scope");
     json_t *cnt = json_object_get(a->in, "count"), *uj = json_object_get(a->in, "user");
     long long count = cnt ? (json_is_integer(cnt) ? json_integer_value(cnt) : -1) : 1;
-    int64_t uid = json_is_integer(uj) ? json_integer_value(uj)
+    int64_t uid = json_is_integer(uj)  ? json_integer_value(uj)
                   : json_is_string(uj) ? strtoll(json_string_value(uj), NULL, 10)
                                        : 0;
     int scope = scope_s && !strcmp(scope_s, "snsapi_userinfo") ? WX_SCOPE_USERINFO : WX_SCOPE_BASE;
@@ -284,8 +283,8 @@ static int op_issue(struct admin_job *a, struct wx_store *s)
             return -1;
         wx_cred_format(WX_CRED_ACCESS, &c1, ac.id, s1);
         wx_cred_format(WX_CRED_REFRESH, &c2, g.id, s2);
-        json_array_append_new(list, json_pack("{s:s, s:s}", "access_token", s1, "refresh_token",
-                                              s2));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s}", "access_token", s1, "refresh_token", s2));
     }
     return 0;
 }
@@ -311,8 +310,8 @@ static int authorized(struct wx_provider *p, struct wx_http_req *req)
         return 0;
     unsigned char a[32], b[32];
     crypto_generichash(a, 32, (const unsigned char *)h + 7, strlen(h + 7), NULL, 0);
-    crypto_generichash(b, 32, (const unsigned char *)p->admin_token, strlen(p->admin_token),
-                       NULL, 0);
+    crypto_generichash(b, 32, (const unsigned char *)p->admin_token, strlen(p->admin_token), NULL,
+                       0);
     return sodium_memcmp(a, b, 32) == 0;
 }
 
@@ -333,7 +332,7 @@ static void faults_get(struct wx_provider *p, struct wx_http_req *req)
 
 static const char *const fault_routes[] = {
     "authorize", "sns/oauth2/access_token", "sns/oauth2/refresh_token", "sns/userinfo",
-    "sns/auth", "cgi-bin/token", "cgi-bin/user/info"};
+    "sns/auth",  "cgi-bin/token",           "cgi-bin/user/info"};
 
 static void faults_post(struct wx_provider *p, struct wx_http_req *req, json_t *in)
 {
@@ -348,9 +347,10 @@ static void faults_post(struct wx_provider *p, struct wx_http_req *req, json_t *
     long long n = json_is_integer(cnt) ? json_integer_value(cnt) : cnt ? -1 : 1;
     long long d = json_is_integer(delay) ? json_integer_value(delay) : delay ? -1 : 0;
     if (!ep || k == sizeof fault_routes / sizeof fault_routes[0]) {
-        reply(req, 400, error_body("endpoint: authorize, sns/oauth2/access_token, "
-                                   "sns/oauth2/refresh_token, sns/userinfo, sns/auth, "
-                                   "cgi-bin/token or cgi-bin/user/info"));
+        reply(req, 400,
+              error_body("endpoint: authorize, sns/oauth2/access_token, "
+                         "sns/oauth2/refresh_token, sns/userinfo, sns/auth, "
+                         "cgi-bin/token or cgi-bin/user/info"));
     } else if ((ec && !json_is_integer(ec)) || n < 1 || n > 1000000 || d < 0 || d > 60000) {
         reply(req, 400, error_body("errcode: integer; count: 1..1000000; delay_ms: 0..60000"));
     } else if (dbl && strcmp(ep, "authorize") != 0) {
@@ -379,9 +379,9 @@ static void faults_post(struct wx_provider *p, struct wx_http_req *req, json_t *
 
 static void clock_reply(struct wx_provider *p, struct wx_http_req *req)
 {
-    reply(req, 200, json_pack("{s:I, s:I, s:b}", "now", (json_int_t)wx_p_now(p), "offset",
-                              (json_int_t)atomic_load(&p->clock.offset), "test_clock",
-                              p->test_clock));
+    reply(req, 200,
+          json_pack("{s:I, s:I, s:b}", "now", (json_int_t)wx_p_now(p), "offset",
+                    (json_int_t)atomic_load(&p->clock.offset), "test_clock", p->test_clock));
 }
 
 /* Matches "/admin/<a>/<id>[/<b>]" and copies the id. */
@@ -463,7 +463,10 @@ void wx_route_admin(struct wx_provider *p, struct wx_http_req *req)
     } else if (match(req->path, "/admin/apps/", id, sizeof id, &rest)) {
         if (!*rest && get) {
             int rc = p->rd->ops->app_by_appid(p->rd, id, &app);
-            reply(req, rc == WX_ERR_NOTFOUND ? 404 : rc ? 503 : 200,
+            reply(req,
+                  rc == WX_ERR_NOTFOUND ? 404
+                  : rc                  ? 503
+                                        : 200,
                   rc ? error_body(rc == WX_ERR_NOTFOUND ? "no such app" : "store unavailable")
                      : wx_op_app_json(&app, NULL));
         } else if (!*rest && del) {
@@ -489,8 +492,8 @@ void wx_route_admin(struct wx_provider *p, struct wx_http_req *req)
         if (*end || uid <= 0)
             reply(req, 404, error_body("no such user"));
         else {
-            submit(p, req, in, uid, NULL, !strcmp(rest, "/follow") ? op_user_follow
-                                                                   : op_user_snapshot);
+            submit(p, req, in, uid, NULL,
+                   !strcmp(rest, "/follow") ? op_user_follow : op_user_snapshot);
             in = NULL;
         }
     } else if (wx_slice_eq(req->path, "/admin/issue") && post) {

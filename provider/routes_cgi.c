@@ -150,9 +150,8 @@ void wx_route_cgi_userinfo(struct wx_provider *p, struct wx_http_req *req)
                       " s:i, s:s}",
                       "subscribe", 1, "openid", openid, "nickname", "", "sex", 0, "language",
                       "zh_CN", "city", "", "province", "", "country", "", "headimgurl", "",
-                      "subscribe_time", (json_int_t)since, "remark", "", "groupid", 0,
-                      "tagid_list", "subscribe_scene", "ADD_SCENE_OTHERS", "qr_scene", 0,
-                      "qr_scene_str", "");
+                      "subscribe_time", (json_int_t)since, "remark", "", "groupid", 0, "tagid_list",
+                      "subscribe_scene", "ADD_SCENE_OTHERS", "qr_scene", 0, "qr_scene_str", "");
     else
         o = json_pack("{s:i, s:s}", "subscribe", 0, "openid", openid);
     if (o && unionid[0])

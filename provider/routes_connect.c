@@ -345,8 +345,7 @@ static int entered_from_menu(struct wx_provider *p, struct wx_http_req *req, int
     const char *c = wx_http_cookie(req, "wxentry");
     int64_t v[3];
     size_t n = 0;
-    if (!c || wx_unseal(p->keys.seal, "entry", wx_slice_cstr(c), v, sizeof v, &n) ||
-        n != sizeof v)
+    if (!c || wx_unseal(p->keys.seal, "entry", wx_slice_cstr(c), v, sizeof v, &n) || n != sizeof v)
         return 0;
     return v[0] == app_id && v[1] == user_id && v[2] > wx_p_now(p);
 }

@@ -28,13 +28,17 @@ static const char *safe_next(const char *next)
     return next;
 }
 
-/* Browsers send Origin on every POST; a non-browser client (curl) sends none. */
+/*
+ * Browsers send Origin on every POST ("null" under Referrer-Policy: no-referrer, which these
+ * pages set); a non-browser client (curl) sends none. A foreign origin is refused outright;
+ * browser posts must then also carry the form's one-time token.
+ */
 static int same_origin_or_none(struct wx_provider *p, struct wx_http_req *req, int *browser)
 {
     const char *origin = wx_http_header(req, "Origin");
     const char *host = wx_http_header(req, "Host");
     *browser = origin != NULL;
-    if (!origin)
+    if (!origin || !strcmp(origin, "null"))
         return 1;
     char want[300];
     snprintf(want, sizeof want, "http://%s", host ? host : "");
@@ -230,11 +234,12 @@ static void home_page(struct wx_provider *p, struct wx_http_req *req)
     wx_page_icon(b, u.nickname, 56, "avatar");
     wx_buf_puts(b, "<div><b>");
     wx_html_escape(b, u.nickname);
-    wx_buf_printf(b, "</b><br><span class=\"muted\">测试用户 id %lld</span></div>"
-                     "<form method=\"post\" action=\"/sandbox/logout\" class=\"right\">"
-                     "<button class=\"no small\" type=\"submit\">切换用户</button></form></div>"
-                     "</div><div class=\"card\"><h2>已关注的公众号 · Accounts you follow</h2>"
-                     "<ul class=\"list\">",
+    wx_buf_printf(b,
+                  "</b><br><span class=\"muted\">测试用户 id %lld</span></div>"
+                  "<form method=\"post\" action=\"/sandbox/logout\" class=\"right\">"
+                  "<button class=\"no small\" type=\"submit\">切换用户</button></form></div>"
+                  "</div><div class=\"card\"><h2>已关注的公众号 · Accounts you follow</h2>"
+                  "<ul class=\"list\">",
                   (long long)u.id);
     struct home_list h = {b, 0};
     if (p->rd->ops->follow_list(p->rd, uid, home_app_row, &h)) {
@@ -245,9 +250,10 @@ static void home_page(struct wx_provider *p, struct wx_http_req *req)
     if (!h.n)
         wx_buf_puts(b, "<p class=\"muted\">还没有关注任何公众号。Follow one with <code>wxauth user "
                        "follow --db FILE USER APPID</code>.</p>");
-    wx_buf_puts(b, "<p class=\"muted\">从公众号菜单进入的网页，snsapi_userinfo 授权对关注者静默完成。"
-                   "Pages opened from an account's menu get silent snsapi_userinfo for "
-                   "followers.</p></div>");
+    wx_buf_puts(b,
+                "<p class=\"muted\">从公众号菜单进入的网页，snsapi_userinfo 授权对关注者静默完成。"
+                "Pages opened from an account's menu get silent snsapi_userinfo for "
+                "followers.</p></div>");
     wx_page_end(req);
 }
 

@@ -60,7 +60,7 @@ int wx_p_check_grant_type(const struct wx_query *q, const char *want)
 
 /* Shared front of every JSON endpoint: parse, faults. Returns 1 when already answered. */
 int wx_p_front(struct wx_provider *p, struct wx_http_req *req, struct wx_query *q,
-                 const char *route, enum wx_api_family fam)
+               const char *route, enum wx_api_family fam)
 {
     if (wx_p_params(p, req, q, 0))
         return 1;
@@ -378,9 +378,9 @@ void wx_route_sns_userinfo(struct wx_provider *p, struct wx_http_req *req)
     wx_p_unionid(p, &app, u.id, unionid);
     wx_p_avatar_url(p, &u, avatar, sizeof avatar);
     /* Since 2021-10 WeChat sends sex 0 and empty region fields, whatever lang asks for. */
-    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:[]}", "openid", openid,
-                          "nickname", u.nickname, "sex", 0, "province", "", "city", "",
-                          "country", "", "headimgurl", avatar, "privilege");
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:[]}", "openid", openid, "nickname",
+                          u.nickname, "sex", 0, "province", "", "city", "", "country", "",
+                          "headimgurl", avatar, "privilege");
     if (o && unionid[0])
         json_object_set_new(o, "unionid", json_string(unionid));
     wx_buf_reset(&req->out);
