@@ -23,7 +23,7 @@ struct opts {
     int ndomains;
     const char *menu[4];
     int nmenu;
-    int json, https_only, website, snapshot, unfollow, help;
+    int json, https_only, no_https_only, website, snapshot, unfollow, help;
     const char *pos[MAX_POS];
     int npos;
 };
@@ -39,6 +39,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->json = 1;
         else if (!strcmp(a, "--https-only"))
             o->https_only = 1;
+        else if (!strcmp(a, "--no-https-only"))
+            o->no_https_only = 1;
         else if (!strcmp(a, "--website"))
             o->website = 1;
         else if (!strcmp(a, "--snapshot"))
@@ -152,9 +154,12 @@ static void list_user(void *ud, const struct wx_user *u)
 static const char app_help[] =
     "Usage:\n"
     "  wxauth app add --db FILE --name NAME --domain HOST [--domain HOST2]\n"
-    "                 [--open-account ID] [--menu LABEL=URL]... [--https-only] [--website] [--json]\n"
+    "                 [--open-account ID] [--menu LABEL=URL]... [--https-only] [--website] "
+    "[--json]\n"
     "  wxauth app list --db FILE [--json]\n"
     "  wxauth app show --db FILE APPID [--json]\n"
+    "  wxauth app set --db FILE APPID [--name NAME] [--domain HOST]... [--menu LABEL=URL]...\n"
+    "                 [--open-account ID] [--https-only|--no-https-only] [--json]\n"
     "  wxauth app rm --db FILE APPID\n"
     "  wxauth app reset-secret --db FILE APPID [--json]\n\n"
     "  --domain        web-authorization domain (网页授权域名): a bare host, optionally :port;\n"
@@ -200,6 +205,52 @@ static int cmd_app_add(const struct opts *o, struct wx_store *s, const struct wx
     return 0;
 }
 
+/* Splits sep-separated text (copied into buf) into up to max pointers. */
+static int split(const char *text, char sep, char *buf, size_t bufsz, const char **out, int max)
+{
+    int n = 0;
+    snprintf(buf, bufsz, "%s", text);
+    for (char *p = buf; *p && n < max;) {
+        out[n++] = p;
+        char *e = strchr(p, sep);
+        if (!e)
+            break;
+        *e = '\0';
+        p = e + 1;
+    }
+    return n;
+}
+
+/* `app set`: the options given replace those fields; the others stay. */
+static int cmd_app_set(const struct opts *o, struct wx_store *s, struct wx_app *app)
+{
+    struct wx_app_spec spec = {0};
+    char dbuf[WX_MAX_DOMAINS_TEXT], mbuf[WX_MAX_MENU_TEXT], err[512];
+    spec.name = o->name ? o->name : app->name;
+    spec.ndomains = o->ndomains;
+    memcpy(spec.domains, o->domains, sizeof(spec.domains));
+    if (!o->ndomains)
+        spec.ndomains = split(app->domains, ',', dbuf, sizeof dbuf, spec.domains, WX_MAX_DOMAINS);
+    spec.nmenu = o->nmenu;
+    memcpy(spec.menu, o->menu, sizeof(spec.menu));
+    if (!o->nmenu)
+        spec.nmenu = split(app->menu, '\n', mbuf, sizeof mbuf, spec.menu, 3);
+    spec.open_account = o->open_account ? o->open_account : app->open_account;
+    spec.https_only = o->https_only || (app->https_only && !o->no_https_only);
+    spec.kind = app->kind;
+    if (wx_op_app_fill(&spec, app, err, sizeof err)) {
+        fprintf(stderr, "wxauth app set: %s\n", err);
+        return 2;
+    }
+    if (s->ops->app_update(s, app))
+        return 1;
+    if (o->json)
+        print_json(wx_op_app_json(app, NULL));
+    else
+        print_app(app, NULL);
+    return 0;
+}
+
 static int find_app(struct wx_store *s, const struct opts *o, struct wx_app *app)
 {
     if (o->npos != 1) {
@@ -228,7 +279,7 @@ int wx_cmd_app(int argc, char **argv)
         return 0;
     }
     if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "rm") &&
-        strcmp(sub, "reset-secret")) {
+        strcmp(sub, "reset-secret") && strcmp(sub, "set")) {
         fprintf(stderr, "wxauth app: unknown subcommand '%s'\n\n%s", sub, app_help);
         return 2;
     }
@@ -242,7 +293,9 @@ int wx_cmd_app(int argc, char **argv)
         if (arr)
             print_json(arr);
     } else if (!(rc = find_app(s, &o, &app))) {
-        if (!strcmp(sub, "show")) {
+        if (!strcmp(sub, "set")) {
+            rc = cmd_app_set(&o, s, &app);
+        } else if (!strcmp(sub, "show")) {
             if (o.json)
                 print_json(wx_op_app_json(&app, NULL));
             else
@@ -330,8 +383,8 @@ int wx_cmd_user(int argc, char **argv)
         return rc;
     sodium_memzero(&k, sizeof k);
     if (!strcmp(sub, "add")) {
-        rc = wx_op_user_create(s, o.nickname, o.avatar, 0, o.snapshot, (int64_t)time(NULL), &u,
-                               err, sizeof err);
+        rc = wx_op_user_create(s, o.nickname, o.avatar, 0, o.snapshot, (int64_t)time(NULL), &u, err,
+                               sizeof err);
         if (rc)
             fprintf(stderr, "wxauth user add: %s\n", err);
         else if (o.json)

@@ -16,7 +16,7 @@ static void usage(FILE *f)
             "Usage: wxauth COMMAND [OPTIONS]\n\n"
             "Commands:\n"
             "  provider        run the WeChat-compatible authorization server (sandbox)\n"
-            "  app add|list|show|rm|reset-secret\n"
+            "  app add|list|show|set|rm|reset-secret\n"
             "                  manage the Official Accounts (apps) in a provider database\n"
             "  user add|list|follow|snapshot\n"
             "                  manage the provider's test users\n"

@@ -17,17 +17,28 @@ int wx_init(void)
 const char *wx_strerror(int err)
 {
     switch (err) {
-    case WX_OK: return "success";
-    case WX_ERR_NOMEM: return "out of memory";
-    case WX_ERR_LIMIT: return "input exceeds a limit";
-    case WX_ERR_SYNTAX: return "malformed input";
-    case WX_ERR_INVALID: return "invalid value";
-    case WX_ERR_NOTFOUND: return "not found";
-    case WX_ERR_CONFLICT: return "already exists or already used";
-    case WX_ERR_EXPIRED: return "expired";
-    case WX_ERR_STORE: return "store error";
-    case WX_ERR_IO: return "I/O error";
-    case WX_ERR_CRYPTO: return "authentication failed";
+    case WX_OK:
+        return "success";
+    case WX_ERR_NOMEM:
+        return "out of memory";
+    case WX_ERR_LIMIT:
+        return "input exceeds a limit";
+    case WX_ERR_SYNTAX:
+        return "malformed input";
+    case WX_ERR_INVALID:
+        return "invalid value";
+    case WX_ERR_NOTFOUND:
+        return "not found";
+    case WX_ERR_CONFLICT:
+        return "already exists or already used";
+    case WX_ERR_EXPIRED:
+        return "expired";
+    case WX_ERR_STORE:
+        return "store error";
+    case WX_ERR_IO:
+        return "I/O error";
+    case WX_ERR_CRYPTO:
+        return "authentication failed";
     }
     return "unknown error";
 }

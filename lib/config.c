@@ -112,6 +112,16 @@ int wx_cfg_load_file(struct wx_cfg *cfg, const char *path, char *err, size_t err
     int lineno = 0, rc = WX_OK;
     while (rc == WX_OK && fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n')) {
+            /* No newline: either the last line of the file, or one longer than the buffer. */
+            int c = fgetc(f);
+            if (c != EOF) {
+                snprintf(err, errsz, "%s:%d: line longer than %zu bytes", path, lineno,
+                         sizeof line - 2);
+                rc = WX_ERR_LIMIT;
+                break;
+            }
+        }
         char *s = trim(line);
         if (!*s || *s == '#')
             continue;
@@ -150,8 +160,12 @@ int wx_cfg_load_env(struct wx_cfg *cfg, char *err, size_t errsz)
     return WX_OK;
 }
 
-int wx_cfg_parse_args(struct wx_cfg *cfg, int argc, char **argv, int first, int *npos, char *err,
-                      size_t errsz)
+/*
+ * The flag parser. With load_config, "--config FILE" loads FILE where it stands; without it the
+ * option and its argument are skipped (wx_cfg_load_all has already loaded the file first).
+ */
+static int parse_args(struct wx_cfg *cfg, int argc, char **argv, int first, int *npos, char *err,
+                      size_t errsz, int load_config)
 {
     int pos = 0;
     for (int a = first; a < argc; a++) {
@@ -168,7 +182,8 @@ int wx_cfg_parse_args(struct wx_cfg *cfg, int argc, char **argv, int first, int 
                 snprintf(err, errsz, "--config needs a file");
                 return WX_ERR_INVALID;
             }
-            int rc = wx_cfg_load_file(cfg, value ? value : argv[++a], err, errsz);
+            const char *file = value ? value : argv[++a];
+            int rc = load_config ? wx_cfg_load_file(cfg, file, err, errsz) : WX_OK;
             if (rc)
                 return rc;
             continue;
@@ -197,16 +212,52 @@ int wx_cfg_parse_args(struct wx_cfg *cfg, int argc, char **argv, int first, int 
     return WX_OK;
 }
 
+int wx_cfg_parse_args(struct wx_cfg *cfg, int argc, char **argv, int first, int *npos, char *err,
+                      size_t errsz)
+{
+    return parse_args(cfg, argc, argv, first, npos, err, errsz, 1);
+}
+
+/*
+ * Finds the file named by the last "--config FILE" / "--config=FILE" in argv, walking the
+ * arguments as parse_args does (so an option's value is never taken for an option).
+ */
+static const char *config_arg(const struct wx_cfg *cfg, int argc, char **argv, int first)
+{
+    const char *file = NULL;
+    for (int a = first; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            continue;
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        if (nlen == 6 && !strncmp(name, "config", 6)) {
+            if (eq)
+                file = eq + 1;
+            else if (a + 1 < argc)
+                file = argv[++a];
+            continue;
+        }
+        int i = find(cfg, name, nlen);
+        if (i >= 0 && !eq && cfg->dirs[i].type != WX_CFG_BOOL)
+            a++;
+    }
+    return file;
+}
+
 int wx_cfg_load_all(struct wx_cfg *cfg, int argc, char **argv, int first, int *npos, char *err,
                     size_t errsz)
 {
-    const char *file = getenv("WXAUTH_CONFIG");
+    /* Precedence defaults < file < env < flags, wherever the file is named. */
+    const char *file = config_arg(cfg, argc, argv, first);
     int rc;
+    if (!file)
+        file = getenv("WXAUTH_CONFIG");
     if (file && *file && (rc = wx_cfg_load_file(cfg, file, err, errsz)))
         return rc;
     if ((rc = wx_cfg_load_env(cfg, err, errsz)))
         return rc;
-    return wx_cfg_parse_args(cfg, argc, argv, first, npos, err, errsz);
+    return parse_args(cfg, argc, argv, first, npos, err, errsz, 0);
 }
 
 const char *wx_cfg_str(const struct wx_cfg *cfg, const char *name)

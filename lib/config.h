@@ -14,7 +14,7 @@ enum wx_cfg_type { WX_CFG_STR, WX_CFG_INT, WX_CFG_BOOL };
 struct wx_cfg_directive {
     const char *name; /* flag --name, env WXAUTH_NAME (dashes become underscores) */
     enum wx_cfg_type type;
-    const char *def;  /* default as text, or NULL for "unset" */
+    const char *def;    /* default as text, or NULL for "unset" */
     long long min, max; /* bounds for WX_CFG_INT */
     const char *help;
 };

@@ -18,13 +18,7 @@
 #define WX_CRED_MAX    48 /* longest credential string, with NUL */
 #define WX_OPENID_LEN  28
 
-enum wx_cred_kind {
-    WX_CRED_CODE,
-    WX_CRED_ACCESS,
-    WX_CRED_REFRESH,
-    WX_CRED_BASIC,
-    WX_CRED_KINDS
-};
+enum wx_cred_kind { WX_CRED_CODE, WX_CRED_ACCESS, WX_CRED_REFRESH, WX_CRED_BASIC, WX_CRED_KINDS };
 
 /* Keys derived from one master key (kept in the store's meta table). */
 struct wx_keys {

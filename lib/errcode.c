@@ -28,11 +28,14 @@ static const struct wx_errcode_info table[] = {
      "Omit state or send 1-128 letters and digits."},
     {10016, "open platform appid", "不支持微信开放平台的Appid，请使用公众号Appid",
      "使用公众号的 AppID", "Use the Official Account's AppID, not an Open Platform one."},
-    {40001, "invalid credential, access_token is invalid or not latest", "AppSecret错误或access_token无效",
-     "access_token 无效或已被撤销：重新授权或刷新", "The access_token is invalid or revoked: "
+    {40001, "invalid credential, access_token is invalid or not latest",
+     "AppSecret错误或access_token无效", "access_token 无效或已被撤销：重新授权或刷新",
+     "The access_token is invalid or revoked: "
      "authorize again or refresh."},
-    {40002, "invalid grant_type", "不合法的凭证类型", "grant_type 应为 authorization_code / "
-     "refresh_token / client_credential", "Use the grant_type the endpoint documents."},
+    {40002, "invalid grant_type", "不合法的凭证类型",
+     "grant_type 应为 authorization_code / "
+     "refresh_token / client_credential",
+     "Use the grant_type the endpoint documents."},
     {40003, "invalid openid", "不合法的OpenID", "openid 必须是该 access_token 所属用户的 openid",
      "Pass the openid that came with this access_token."},
     {40013, "invalid appid", "不合法的AppID", "检查 appid 是否正确", "Check the appid."},
@@ -54,8 +57,7 @@ static const struct wx_errcode_info table[] = {
     {41003, "refresh_token missing", "缺少refresh_token参数", "加上 refresh_token 参数",
      "Add the refresh_token parameter."},
     {41004, "appsecret missing", "缺少secret参数", "加上 secret 参数", "Add the secret parameter."},
-    {41008, "missing code", "缺少oauth code",
-     "回调没有 code：用户可能拒绝了授权，请展示说明页面",
+    {41008, "missing code", "缺少oauth code", "回调没有 code：用户可能拒绝了授权，请展示说明页面",
      "No code: the user may have refused; show an explanation page."},
     {41009, "missing openid", "缺少openid", "加上 openid 参数", "Add the openid parameter."},
     {42001, "access_token expired", "access_token超时", "用 refresh_token 刷新",

@@ -139,9 +139,8 @@ static enum MHD_Result send_response(struct wx_http_req *req)
 {
     size_t len = req->out.len;
     char *body = wx_buf_steal(&req->out);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : (void *)"",
-                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -165,8 +164,8 @@ static int bad_framing(struct wx_http_req *req)
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
 {
     struct wx_http_server *srv = cls;
     struct wx_http_req *req = *con_cls;

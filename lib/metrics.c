@@ -61,7 +61,8 @@ int wx_metrics_render(struct wx_metrics *m, const char *prefix, struct wx_buf *o
                         "# TYPE %s_requests_total counter\n",
                         prefix, prefix);
     for (int i = 0; i < m->nslots; i++)
-        rc |= wx_buf_printf(out, "%s_requests_total{route=\"%s\",status=\"%d\",errcode=\"%d\"} %llu\n",
+        rc |= wx_buf_printf(out,
+                            "%s_requests_total{route=\"%s\",status=\"%d\",errcode=\"%d\"} %llu\n",
                             prefix, m->slot[i].route, m->slot[i].status, m->slot[i].errcode,
                             (unsigned long long)m->slot[i].count);
     rc |= wx_buf_printf(out,
@@ -73,11 +74,13 @@ int wx_metrics_render(struct wx_metrics *m, const char *prefix, struct wx_buf *o
         for (int b = 0; b <= WX_METRICS_BUCKETS; b++) {
             cum += m->hist[h].bucket[b];
             if (b < WX_METRICS_BUCKETS)
-                rc |= wx_buf_printf(out, "%s_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                                    prefix, m->hist[h].route, bounds[b], (unsigned long long)cum);
+                rc |= wx_buf_printf(
+                    out, "%s_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                    prefix, m->hist[h].route, bounds[b], (unsigned long long)cum);
             else
-                rc |= wx_buf_printf(out, "%s_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-                                    prefix, m->hist[h].route, (unsigned long long)cum);
+                rc |= wx_buf_printf(
+                    out, "%s_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+                    prefix, m->hist[h].route, (unsigned long long)cum);
         }
         rc |= wx_buf_printf(out, "%s_request_duration_seconds_sum{route=\"%s\"} %.6f\n", prefix,
                             m->hist[h].route, m->hist[h].sum);

@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <wxauth/base.h>
 
-#define WX_METRICS_SLOTS  256
-#define WX_METRICS_ROUTES 40
+#define WX_METRICS_SLOTS   256
+#define WX_METRICS_ROUTES  40
 #define WX_METRICS_BUCKETS 12
 
 struct wx_metrics {

@@ -24,12 +24,15 @@ static int is_hex(unsigned char c)
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* RFC 3986 pchar minus '%' (checked separately), plus '/' and '?' for path and query. */
+/*
+ * RFC 3986 pchar minus '%' (checked separately) and minus '@' (refused everywhere, see
+ * wx_uri_parse), plus '/' and '?' for path and query.
+ */
 static int path_char(unsigned char c)
 {
     if (is_alpha(c) || is_digit(c))
         return 1;
-    return strchr("-._~!$&'()*+,;=:@/?", c) != NULL && c != 0;
+    return strchr("-._~!$&'()*+,;=:/?", c) != NULL && c != 0;
 }
 
 /* Host: DNS labels of [A-Za-z0-9-], no empty label, no label starting or ending with '-'. */
@@ -95,9 +98,14 @@ int wx_uri_parse(struct wx_slice uri, struct wx_uri *out)
     memset(out, 0, sizeof(*out));
     if (uri.len == 0 || uri.len > WX_MAX_REDIRECT_URI)
         return WX_ERR_INVALID;
+    /*
+     * A raw '@' is refused anywhere, not only in the authority: lenient URL parsers (and some
+     * clients that split on the last '@') can read "https://good.example/?@evil.example" as
+     * userinfo + host evil.example. A real '@' in a path or query can be sent as %40.
+     */
     for (size_t i = 0; i < uri.len; i++) {
         unsigned char c = (unsigned char)uri.ptr[i];
-        if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '#')
+        if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '#' || c == '@')
             return WX_ERR_INVALID;
     }
     size_t s = 0;

@@ -18,9 +18,8 @@ int wx_seal(const unsigned char key[32], const char *ad, const void *plain, size
     if (len > WX_SEAL_MAX_PLAIN)
         return WX_ERR_LIMIT;
     randombytes_buf(raw, NPUB);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(raw + NPUB, &clen, plain, len,
-                                               (const unsigned char *)ad, strlen(ad), NULL, raw,
-                                               key);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        raw + NPUB, &clen, plain, len, (const unsigned char *)ad, strlen(ad), NULL, raw, key);
     sodium_bin2base64(enc, sizeof enc, raw, NPUB + (size_t)clen,
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     return wx_buf_puts(out, enc);

@@ -21,12 +21,12 @@
 enum wx_scope { WX_SCOPE_BASE = 1, WX_SCOPE_USERINFO = 2 };
 enum wx_app_kind { WX_APP_OA = 0, WX_APP_WEBSITE = 1 };
 
-#define WX_APPID_LEN   18 /* "wx" + 16 hex */
-#define WX_SECRET_LEN  32 /* 32 hex */
+#define WX_APPID_LEN        18 /* "wx" + 16 hex */
+#define WX_SECRET_LEN       32 /* 32 hex */
 #define WX_MAX_DOMAINS_TEXT 520
-#define WX_MAX_AVATAR  512
+#define WX_MAX_AVATAR       512
 #define WX_MAX_OPEN_ACCOUNT 64
-#define WX_MAX_MENU_TEXT 1600 /* up to 3 entries */
+#define WX_MAX_MENU_TEXT    1600 /* up to 3 entries */
 
 struct wx_app {
     int64_t id;
@@ -34,7 +34,7 @@ struct wx_app {
     char name[WX_MAX_APPNAME + 1];
     char domains[WX_MAX_DOMAINS_TEXT]; /* comma-separated, at most WX_MAX_DOMAINS entries */
     char open_account[WX_MAX_OPEN_ACCOUNT + 1]; /* "" when not bound */
-    char menu[WX_MAX_MENU_TEXT]; /* "label=url" lines: the account's custom menu */
+    char menu[WX_MAX_MENU_TEXT];                /* "label=url" lines: the account's custom menu */
     int kind;
     int https_only;
     unsigned char secret_mac[WX_CRED_MAC];
@@ -107,6 +107,8 @@ struct wx_store_ops {
     int (*app_by_id)(struct wx_store *s, int64_t id, struct wx_app *out);
     int (*app_list)(struct wx_store *s, wx_app_cb cb, void *ud);
     int (*app_delete)(struct wx_store *s, int64_t id); /* with its follows, codes and tokens */
+    /* Updates name, domains, open account, menu, kind and https_only of app->id. */
+    int (*app_update)(struct wx_store *s, const struct wx_app *app);
     /* New secret MAC; revokes every grant and basic token of the app issued before. */
     int (*app_set_secret)(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC]);
 

@@ -12,13 +12,33 @@
 #include "store.h"
 
 enum {
-    Q_META_GET, Q_META_PUT,
-    Q_APP_INS, Q_APP_BY_APPID, Q_APP_BY_ID, Q_APP_LIST, Q_APP_SECRET,
-    Q_USER_INS, Q_USER_GET, Q_USER_LIST, Q_USER_SNAP,
-    Q_FOLLOW_ON, Q_FOLLOW_OFF, Q_FOLLOW_GET, Q_FOLLOW_LIST,
-    Q_CODE_INS, Q_CODE_GET, Q_CODE_USE, Q_CODE_REVOKE,
-    Q_GRANT_INS, Q_GRANT_GET, Q_ACCESS_INS, Q_ACCESS_GET,
-    Q_BASIC_SHORTEN, Q_BASIC_INS, Q_BASIC_GET,
+    Q_META_GET,
+    Q_META_PUT,
+    Q_APP_INS,
+    Q_APP_BY_APPID,
+    Q_APP_BY_ID,
+    Q_APP_LIST,
+    Q_APP_SECRET,
+    Q_APP_UPD,
+    Q_USER_INS,
+    Q_USER_GET,
+    Q_USER_LIST,
+    Q_USER_SNAP,
+    Q_FOLLOW_ON,
+    Q_FOLLOW_OFF,
+    Q_FOLLOW_GET,
+    Q_FOLLOW_LIST,
+    Q_CODE_INS,
+    Q_CODE_GET,
+    Q_CODE_USE,
+    Q_CODE_REVOKE,
+    Q_GRANT_INS,
+    Q_GRANT_GET,
+    Q_ACCESS_INS,
+    Q_ACCESS_GET,
+    Q_BASIC_SHORTEN,
+    Q_BASIC_INS,
+    Q_BASIC_GET,
     Q_NONCE_INS,
     Q_COUNT
 };
@@ -35,6 +55,8 @@ static const char *const sql[Q_COUNT] = {
     [Q_APP_LIST] = "SELECT id,appid,name,domains,open_account,kind,https_only,secret_mac,"
                    "created,menu FROM apps ORDER BY id",
     [Q_APP_SECRET] = "UPDATE apps SET secret_mac=?2 WHERE id=?1",
+    [Q_APP_UPD] = "UPDATE apps SET name=?2,domains=?3,open_account=?4,menu=?5,kind=?6,"
+                  "https_only=?7 WHERE id=?1",
     [Q_USER_INS] = "INSERT INTO users(nickname,avatar,sex,snapshot,created) VALUES(?1,?2,?3,?4,?5)",
     [Q_USER_GET] = "SELECT id,nickname,avatar,sex,snapshot,created FROM users WHERE id=?1",
     [Q_USER_LIST] = "SELECT id,nickname,avatar,sex,snapshot,created FROM users ORDER BY id",
@@ -326,6 +348,22 @@ static int sq_app_delete(struct wx_store *s, int64_t id)
     if (rc)
         exec(s, "ROLLBACK TO del; RELEASE del;");
     return rc;
+}
+
+static int sq_app_update(struct wx_store *s, const struct wx_app *a)
+{
+    sqlite3_stmt *q = stmt(s, Q_APP_UPD);
+    if (!q)
+        return WX_ERR_STORE;
+    sqlite3_bind_int64(q, 1, a->id);
+    sqlite3_bind_text(q, 2, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, a->domains, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, a->open_account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, a->menu, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 6, a->kind);
+    sqlite3_bind_int(q, 7, a->https_only);
+    int rc = run(q);
+    return rc == WX_OK && sqlite3_changes(SQ(s)->db) == 0 ? WX_ERR_NOTFOUND : rc;
 }
 
 static int sq_app_set_secret(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC])
@@ -699,6 +737,7 @@ static const struct wx_store_ops sqlite_ops = {
     .app_list = sq_app_list,
     .app_delete = sq_app_delete,
     .app_set_secret = sq_app_set_secret,
+    .app_update = sq_app_update,
     .user_insert = sq_user_insert,
     .user_get = sq_user_get,
     .user_list = sq_user_list,
@@ -724,9 +763,8 @@ int wx_store_open_sqlite(struct wx_store **out, const char *path, char *err, siz
     if (!d)
         return WX_ERR_NOMEM;
     d->base.ops = &sqlite_ops;
-    int rc = sqlite3_open_v2(path, &d->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errsz, "cannot open database %s: %s", path,
                  d->db ? sqlite3_errmsg(d->db) : "out of memory");

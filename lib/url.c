@@ -48,8 +48,8 @@ int wx_pct_decode(struct wx_slice src, int plus_space, char *out, size_t *out_le
 
 static int unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 int wx_pct_encode(struct wx_buf *b, struct wx_slice src)

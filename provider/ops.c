@@ -50,11 +50,8 @@ static int open_account_valid(const char *s)
     return 1;
 }
 
-int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct wx_app_spec *spec,
-                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1], char *err,
-                     size_t errsz)
+int wx_op_app_fill(const struct wx_app_spec *spec, struct wx_app *out, char *err, size_t errsz)
 {
-    memset(out, 0, sizeof(*out));
     size_t nlen = spec->name ? strlen(spec->name) : 0;
     if (!nlen || nlen > WX_MAX_APPNAME || !wx_utf8_valid(spec->name, nlen)) {
         snprintf(err, errsz, "name: 1 to %d bytes of UTF-8 text", WX_MAX_APPNAME);
@@ -64,6 +61,7 @@ int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct w
         snprintf(err, errsz, "domain: give 1 or %d web-authorization domains", WX_MAX_DOMAINS);
         return WX_ERR_INVALID;
     }
+    out->domains[0] = '\0';
     for (int i = 0; i < spec->ndomains; i++) {
         if (wx_domain_valid(wx_slice_cstr(spec->domains[i])) != WX_OK) {
             snprintf(err, errsz,
@@ -72,8 +70,9 @@ int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct w
                      spec->domains[i]);
             return WX_ERR_INVALID;
         }
-        snprintf(out->domains + strlen(out->domains), sizeof out->domains - strlen(out->domains),
-                 "%s%s", i ? "," : "", spec->domains[i]);
+        size_t used = strlen(out->domains);
+        snprintf(out->domains + used, sizeof out->domains - used, "%s%s", i ? "," : "",
+                 spec->domains[i]);
     }
     if (spec->open_account && !open_account_valid(spec->open_account)) {
         snprintf(err, errsz, "open-account: up to %d of [A-Za-z0-9_-]", WX_MAX_OPEN_ACCOUNT);
@@ -83,21 +82,34 @@ int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct w
         snprintf(err, errsz, "menu: at most 3 entries");
         return WX_ERR_INVALID;
     }
+    out->menu[0] = '\0';
     for (int i = 0; i < spec->nmenu; i++) {
-        if (!menu_valid(spec->menu[i])) {
+        size_t used = strlen(out->menu);
+        if (!menu_valid(spec->menu[i]) ||
+            strlen(spec->menu[i]) + 1 >= sizeof out->menu - used) {
             snprintf(err, errsz, "menu '%s': expected LABEL=http(s)://URL", spec->menu[i]);
             return WX_ERR_INVALID;
         }
-        snprintf(out->menu + strlen(out->menu), sizeof out->menu - strlen(out->menu), "%s%s",
-                 i ? "\n" : "", spec->menu[i]);
+        snprintf(out->menu + used, sizeof out->menu - used, "%s%s", i ? "\n" : "",
+                 spec->menu[i]);
     }
     snprintf(out->name, sizeof out->name, "%s", spec->name);
     snprintf(out->open_account, sizeof out->open_account, "%s",
              spec->open_account ? spec->open_account : "");
     out->kind = spec->kind;
     out->https_only = spec->https_only;
+    return WX_OK;
+}
+
+int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct wx_app_spec *spec,
+                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1],
+                     char *err, size_t errsz)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = wx_op_app_fill(spec, out, err, errsz);
+    if (rc)
+        return rc;
     out->created = now;
-    int rc;
     for (int tries = 0; tries < 4; tries++) {
         memcpy(out->appid, "wx", 2);
         random_hex(out->appid + 2, 8);

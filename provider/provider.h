@@ -139,6 +139,8 @@ struct wx_app_spec {
     int kind;
     int https_only;
 };
+/* Validates spec and fills the descriptive fields of out (not appid, secret or id). */
+int wx_op_app_fill(const struct wx_app_spec *spec, struct wx_app *out, char *err, size_t errsz);
 /* Creates an app; secret_out receives the AppSecret (shown once). err gets a readable reason. */
 int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct wx_app_spec *spec,
                      int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1], char *err,

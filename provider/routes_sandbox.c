@@ -322,6 +322,44 @@ void wx_route_avatar(struct wx_provider *p, struct wx_http_req *req)
     wx_http_set_header(req, "Cache-Control", "public, max-age=600");
 }
 
+/*
+ * A callback inspector: register the provider's own host as an app domain and use
+ * /sandbox/callback as redirect_uri to see what a relying party would receive.
+ */
+static void callback_page(struct wx_provider *p, struct wx_http_req *req)
+{
+    struct wx_query q;
+    if (wx_p_params(p, req, &q, 0))
+        return;
+    const char *code = wx_query_get(&q, "code"), *state = wx_query_get(&q, "state");
+    struct wx_buf *b = &req->out;
+    wx_page_begin(req, 200, "回调 · Callback");
+    wx_buf_puts(b, "<div class=\"card\">");
+    if (code) {
+        wx_buf_puts(b, "<h1>授权成功：收到 code</h1><p class=\"muted\">The relying party would "
+                       "now exchange this code once, within 5 minutes, on its server:</p>"
+                       "<p class=\"code\">code = ");
+        wx_html_escape(b, code);
+        wx_buf_puts(b, "<br>state = ");
+        wx_html_escape(b, state ? state : "(none)");
+        wx_buf_printf(b, "</p><p class=\"code\">curl '%s/sns/oauth2/access_token?appid=APPID&amp;"
+                         "secret=SECRET&amp;code=",
+                      p->public_url);
+        wx_html_escape(b, code);
+        wx_buf_puts(b, "&amp;grant_type=authorization_code'</p>");
+    } else {
+        wx_buf_puts(b, "<h1>用户拒绝了授权</h1><p class=\"muted\">The user pressed 拒绝: the "
+                       "callback carries only state, no code. A relying party shows a page like "
+                       "this one instead of failing.</p><p class=\"code\">state = ");
+        wx_html_escape(b, state ? state : "(none)");
+        wx_buf_puts(b, "</p>");
+    }
+    wx_buf_puts(b, "<p><a href=\"/sandbox/home\">返回微信首页 · Back to the WeChat home</a></p>"
+                   "</div>");
+    wx_page_end(req);
+    wx_query_free(&q);
+}
+
 void wx_route_sandbox(struct wx_provider *p, struct wx_http_req *req)
 {
     int browser = 0;
@@ -345,6 +383,8 @@ void wx_route_sandbox(struct wx_provider *p, struct wx_http_req *req)
         home_page(p, req);
     } else if (wx_slice_eq(req->path, "/sandbox/enter") && get) {
         enter(p, req);
+    } else if (wx_slice_eq(req->path, "/sandbox/callback") && get) {
+        callback_page(p, req);
     } else {
         wx_page_error(req, 404, 0, "页面不存在", "Page not found");
     }

@@ -54,8 +54,8 @@ enum wx_errcode {
 
 /* Which family of endpoint answers: the errmsg wording and the rid separator differ. */
 enum wx_api_family {
-    WX_API_SNS,    /* /sns/...: "invalid code, rid: ..." */
-    WX_API_CGI,    /* /cgi-bin/...: "invalid appid rid: ..." (no comma) */
+    WX_API_SNS, /* /sns/...: "invalid code, rid: ..." */
+    WX_API_CGI, /* /cgi-bin/...: "invalid appid rid: ..." (no comma) */
 };
 
 struct wx_errcode_info {

@@ -1,7 +1,8 @@
 // harness.js — starts the real wxauth binary for a test: a temporary database with apps and
 // users made through the CLI, the provider on a free loopback port, and HTTP helpers.
 'use strict';
-const { spawn, execFileSync } = require('node:child_process');
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const net = require('node:net');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -18,36 +19,68 @@ function cliJson(args) {
 }
 
 // A fresh database directory with one app (domain localhost:<cbPort or 9000>) and users.
-function makeDb({ domains = ['localhost:9000'], openAccount, menu = [], users = ['小明😀'] } = {}) {
+// Extra options: httpsOnly, website, snapshot (list of user indexes made snapshot users).
+function makeDb({ domains = ['localhost:9000'], openAccount, menu = [], users = ['小明😀'],
+  httpsOnly, website, snapshot = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-test-'));
   const db = path.join(dir, 'test.db');
-  const args = ['app', 'add', '--db', db, '--name', '测试公众号'];
-  for (const d of domains) args.push('--domain', d);
-  if (openAccount) args.push('--open-account', openAccount);
-  for (const m of menu) args.push('--menu', m);
-  const app = cliJson(args);
-  const userIds = users.map((n) => cliJson(['user', 'add', '--db', db, '--nickname', n]).id);
+  const app = addApp(db, { domains, openAccount, menu, httpsOnly, website });
+  const userIds = users.map((n, i) => addUser(db, n, { snapshot: snapshot.includes(i) }));
   return { dir, db, app, appid: app.appid, secret: app.secret, users: userIds };
 }
 
+// Adds another app to a database through the CLI; returns its JSON view (with the secret).
+function addApp(db, { name = '测试公众号', domains = ['localhost:9000'], openAccount, menu = [],
+  httpsOnly, website } = {}) {
+  const args = ['app', 'add', '--db', db, '--name', name];
+  for (const d of domains) args.push('--domain', d);
+  if (openAccount) args.push('--open-account', openAccount);
+  for (const m of menu) args.push('--menu', m);
+  if (httpsOnly) args.push('--https-only');
+  if (website) args.push('--website');
+  return cliJson(args);
+}
+
+// Adds a user through the CLI; returns its id (a string).
+function addUser(db, nickname, { snapshot } = {}) {
+  const args = ['user', 'add', '--db', db, '--nickname', nickname];
+  if (snapshot) args.push('--snapshot');
+  return cliJson(args).id;
+}
+
+// Runs the CLI without throwing: { status, stdout, stderr }.
+function cliRun(args, opts = {}) {
+  const r = spawnSync(BIN, args, { encoding: 'utf8', timeout: 20000, ...opts });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 // Starts `wxauth provider` and resolves once it prints its listening line.
-function startProvider(db, extra = []) {
+// opts: sandbox (default true), testClock (default true), adminToken (default true),
+// env (extra environment), args (replaces the default --db/--listen pair entirely).
+function startProvider(db, extra = [], opts = {}) {
+  const { sandbox = true, testClock = true, adminToken = true, env, args: baseArgs } = opts;
   return new Promise((resolve, reject) => {
-    const args = ['provider', '--db', db, '--listen', '127.0.0.1:0', '--sandbox', '--test-clock',
-      '--admin-token', ADMIN, ...extra];
-    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = ['provider', ...(baseArgs || ['--db', db, '--listen', '127.0.0.1:0'])];
+    if (sandbox) args.push('--sandbox');
+    if (testClock) args.push('--test-clock');
+    if (adminToken) args.push('--admin-token', ADMIN);
+    args.push(...extra);
+    const child = spawn(BIN, args, {
+      stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env,
+    });
     let out = '', err = '';
     const timer = setTimeout(() => reject(new Error('provider did not start: ' + err)), 10000);
     child.stderr.on('data', (d) => { err += d; });
     child.stdout.on('data', (d) => {
       out += d;
-      const m = out.match(/listening on (http:\/\/[0-9.]+:\d+)/);
-      if (m) {
+      const m = out.match(/listening on (http:\/\/([0-9.]+):(\d+))/);
+      if (m && !child.started) {
+        child.started = true;
         clearTimeout(timer);
         resolve({
-          base: m[1], child, logs: () => err,
-          stop: () => new Promise((r) => { if (child.exitCode !== null) return r(); child.once('exit', r); child.kill('SIGTERM'); }),
-          kill9: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }),
+          base: m[1], host: m[2], port: Number(m[3]), child, logs: () => err, stdout: () => out,
+          stop: () => new Promise((r) => { if (child.exitCode !== null || child.signalCode) return r(); child.once('exit', r); child.kill('SIGTERM'); }),
+          kill9: () => new Promise((r) => { if (child.exitCode !== null || child.signalCode) return r(); child.once('exit', r); child.kill('SIGKILL'); }),
         });
       }
     });
@@ -96,4 +129,123 @@ async function login(base, user) {
   return c.split(';')[0];
 }
 
-module.exports = { BIN, ADMIN, cli, cliJson, makeDb, startProvider, get, getJson, admin, issueCodes, exchange, login };
+// The provider's current (test-clock) time and offset.
+async function clock(base, advance) {
+  const r = advance === undefined ? await admin(base, 'GET', '/admin/clock')
+    : await admin(base, 'POST', '/admin/clock', { advance });
+  if (r.status !== 200) throw new Error('clock failed: ' + JSON.stringify(r.body));
+  return r.body;
+}
+
+// If the provider's minute is about to roll over, moves the test clock to the start of the next
+// minute, so that per-minute counters are not reset in the middle of a test.
+async function startOfMinute(base) {
+  const { now } = await clock(base);
+  if (now % 60 > 40) await clock(base, 60 - (now % 60));
+}
+
+// An authorize URL with the parameters in WeChat's order (values are url-encoded once).
+function authorizeUrl(base, params) {
+  const q = Object.entries(params).filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+  return `${base}/connect/oauth2/authorize?${q}#wechat_redirect`;
+}
+
+// GET with a cookie and no redirect following; resolves { status, headers, location, body }.
+async function page(url, cookie, headers = {}) {
+  const h = { ...headers };
+  if (cookie) h.Cookie = cookie;
+  const r = await fetch(url, { redirect: 'manual', headers: h });
+  return { status: r.status, headers: r.headers, location: r.headers.get('location'), body: await r.text() };
+}
+
+function htmlUnescape(s) {
+  return s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&#x27;/g, "'").replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
+// The first <form> of an HTML page: { method, action, fields (hidden inputs), buttons }.
+function parseForm(html) {
+  const m = html.match(/<form\b([^>]*)>([\s\S]*?)<\/form>/);
+  if (!m) throw new Error('no form in page');
+  const attr = (tag, name) => {
+    const a = tag.match(new RegExp(`\\b${name}="([^"]*)"`));
+    return a ? htmlUnescape(a[1]) : undefined;
+  };
+  const fields = {};
+  for (const t of m[2].match(/<input\b[^>]*>/g) || []) {
+    if (attr(t, 'type') === 'hidden') fields[attr(t, 'name')] = attr(t, 'value') || '';
+  }
+  const buttons = (m[2].match(/<button\b[^>]*>[\s\S]*?<\/button>/g) || []).map((b) => ({
+    name: attr(b, 'name'), value: attr(b, 'value'), text: b.replace(/<[^>]*>/g, ''),
+  }));
+  return { method: attr(m[1], 'method'), action: attr(m[1], 'action'), fields, buttons };
+}
+
+// POSTs an application/x-www-form-urlencoded body with a cookie, no redirect following.
+async function postForm(url, fields, cookie) {
+  const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+  if (cookie) headers.Cookie = cookie;
+  const r = await fetch(url, { method: 'POST', redirect: 'manual', headers, body: new URLSearchParams(fields).toString() });
+  return { status: r.status, headers: r.headers, location: r.headers.get('location'), body: await r.text() };
+}
+
+// The errcode an error page shows (null when it shows none).
+function pageErrcode(html) {
+  const m = html.match(/errcode: (-?\d+)/);
+  return m ? Number(m[1]) : null;
+}
+
+// Sends raw bytes on a fresh TCP connection and collects the answer until the server closes
+// the connection or `timeout` ms pass. Resolves { status, head, text, closed }.
+function raw(port, data, { timeout = 5000, host = '127.0.0.1' } = {}) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    const chunks = [];
+    let done = false;
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      const m = text.match(/^HTTP\/1\.[01] (\d{3})/);
+      const head = text.split('\r\n\r\n')[0];
+      resolve({ status: m ? Number(m[1]) : null, head, text, closed });
+    };
+    const timer = setTimeout(() => finish(false), timeout);
+    s.on('data', (d) => chunks.push(d));
+    s.on('end', () => finish(true));
+    s.on('close', () => finish(true));
+    s.on('error', () => finish(true));
+    s.write(data);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Waits until cond() is true (polling); throws after `ms`. Used only to wait for log lines.
+async function waitFor(cond, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(20);
+  }
+}
+
+// Runs fn(provider, db) against a fresh database and provider, always stopping the provider.
+async function withProvider(dbOpts, fn, extra = [], opts = {}) {
+  const d = makeDb(dbOpts);
+  const p = await startProvider(d.db, extra, opts);
+  try {
+    return await fn(p, d);
+  } finally {
+    await p.stop();
+  }
+}
+
+module.exports = {
+  BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin,
+  issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
+  pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape,
+};
