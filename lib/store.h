@@ -74,7 +74,8 @@ struct wx_access {
     int64_t grant_id, app_id, user_id;
     int scope;
     int64_t expires;
-    int revoked; /* the token's own flag OR its grant's */
+    int revoked;  /* the token's own flag OR its grant's */
+    int snapshot; /* from its grant: a snapshot-mode virtual user */
 };
 
 struct wx_basic {
@@ -138,6 +139,10 @@ struct wx_store_ops {
     /* Issues a basic token; tokens issued before stay valid at most grace seconds more. */
     int (*basic_insert)(struct wx_store *s, struct wx_basic *b, int64_t now, int64_t grace);
     int (*basic_get)(struct wx_store *s, int64_t id, struct wx_basic *out);
+
+    /* Remembered snsapi_userinfo consent: when (user, app) last allowed it. */
+    int (*consent_set)(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t now);
+    int (*consent_get)(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *at);
 
     /* One-time use of a nonce (form tickets): WX_OK the first time, WX_ERR_CONFLICT after. */
     int (*nonce_use)(struct wx_store *s, const unsigned char nonce[16], int64_t expires);

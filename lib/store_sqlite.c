@@ -40,6 +40,8 @@ enum {
     Q_BASIC_INS,
     Q_BASIC_GET,
     Q_NONCE_INS,
+    Q_CONSENT_SET,
+    Q_CONSENT_GET,
     Q_COUNT
 };
 
@@ -78,13 +80,17 @@ static const char *const sql[Q_COUNT] = {
                     "FROM grants WHERE id=?1",
     [Q_ACCESS_INS] = "INSERT INTO access(mac,grant_id,app_id,user_id,scope,expires) "
                      "VALUES(?1,?2,?3,?4,?5,?6)",
-    [Q_ACCESS_GET] = "SELECT a.mac,a.grant_id,a.app_id,a.user_id,a.scope,a.expires,"
-                     "a.revoked OR IFNULL(g.revoked,1) FROM access a LEFT JOIN grants g "
-                     "ON g.id=a.grant_id WHERE a.id=?1",
+    [Q_ACCESS_GET] =
+        "SELECT a.mac,a.grant_id,a.app_id,a.user_id,a.scope,a.expires,"
+        "a.revoked OR IFNULL(g.revoked,1),IFNULL(g.snapshot,0) FROM access a LEFT JOIN grants g "
+        "ON g.id=a.grant_id WHERE a.id=?1",
     [Q_BASIC_SHORTEN] = "UPDATE basic SET expires=MIN(expires,?2) WHERE app_id=?1",
     [Q_BASIC_INS] = "INSERT INTO basic(mac,app_id,expires) VALUES(?1,?2,?3)",
     [Q_BASIC_GET] = "SELECT mac,app_id,expires FROM basic WHERE id=?1",
     [Q_NONCE_INS] = "INSERT INTO nonces(nonce,expires) VALUES(?1,?2)",
+    [Q_CONSENT_SET] = "INSERT INTO consents(user_id,app_id,at) VALUES(?1,?2,?3) "
+                      "ON CONFLICT(user_id,app_id) DO UPDATE SET at=excluded.at",
+    [Q_CONSENT_GET] = "SELECT at FROM consents WHERE user_id=?1 AND app_id=?2",
 };
 
 static const char schema[] =
@@ -112,7 +118,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS basic(id INTEGER PRIMARY KEY, mac BLOB NOT NULL,"
     " app_id INTEGER NOT NULL, expires INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS basic_app ON basic(app_id);"
-    "CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS consents(user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;";
 
 struct sq {
     struct wx_store base;
@@ -336,17 +344,21 @@ static int sq_app_list(struct wx_store *s, wx_app_cb cb, void *ud)
 
 static int sq_app_delete(struct wx_store *s, int64_t id)
 {
-    char text[512];
-    snprintf(text, sizeof text,
-             "SAVEPOINT del; DELETE FROM follows WHERE app_id=%lld; DELETE FROM codes WHERE "
-             "app_id=%lld; DELETE FROM access WHERE app_id=%lld; DELETE FROM grants WHERE "
-             "app_id=%lld; DELETE FROM basic WHERE app_id=%lld; DELETE FROM apps WHERE id=%lld;"
-             " RELEASE del;",
-             (long long)id, (long long)id, (long long)id, (long long)id, (long long)id,
-             (long long)id);
-    int rc = exec(s, text);
+    static const char *const tables[] = {"follows", "consents", "codes",
+                                         "access",  "grants",   "basic"};
+    char text[128];
+    int rc = exec(s, "SAVEPOINT del");
+    for (size_t i = 0; rc == WX_OK && i < sizeof tables / sizeof tables[0]; i++) {
+        snprintf(text, sizeof text, "DELETE FROM %s WHERE app_id=%lld", tables[i], (long long)id);
+        rc = exec(s, text);
+    }
+    if (rc == WX_OK) {
+        snprintf(text, sizeof text, "DELETE FROM apps WHERE id=%lld", (long long)id);
+        rc = exec(s, text);
+    }
     if (rc)
-        exec(s, "ROLLBACK TO del; RELEASE del;");
+        exec(s, "ROLLBACK TO del");
+    exec(s, "RELEASE del");
     return rc;
 }
 
@@ -633,6 +645,7 @@ static int sq_access_get(struct wx_store *s, int64_t id, struct wx_access *a)
     a->scope = sqlite3_column_int(q, 4);
     a->expires = sqlite3_column_int64(q, 5);
     a->revoked = sqlite3_column_int(q, 6);
+    a->snapshot = sqlite3_column_int(q, 7);
     sqlite3_reset(q);
     return WX_OK;
 }
@@ -674,6 +687,32 @@ static int sq_basic_get(struct wx_store *s, int64_t id, struct wx_basic *b)
     b->expires = sqlite3_column_int64(q, 2);
     sqlite3_reset(q);
     return WX_OK;
+}
+
+static int sq_consent_set(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t now)
+{
+    sqlite3_stmt *q = stmt(s, Q_CONSENT_SET);
+    if (!q)
+        return WX_ERR_STORE;
+    sqlite3_bind_int64(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, app_id);
+    sqlite3_bind_int64(q, 3, now);
+    return run(q);
+}
+
+static int sq_consent_get(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *at)
+{
+    sqlite3_stmt *q = stmt(s, Q_CONSENT_GET);
+    if (!q)
+        return WX_ERR_STORE;
+    sqlite3_bind_int64(q, 1, user_id);
+    sqlite3_bind_int64(q, 2, app_id);
+    int rc = row(q);
+    if (rc == WX_OK) {
+        *at = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+    }
+    return rc;
 }
 
 static int sq_nonce_use(struct wx_store *s, const unsigned char nonce[16], int64_t expires)
@@ -754,6 +793,8 @@ static const struct wx_store_ops sqlite_ops = {
     .basic_insert = sq_basic_insert,
     .basic_get = sq_basic_get,
     .nonce_use = sq_nonce_use,
+    .consent_set = sq_consent_set,
+    .consent_get = sq_consent_get,
     .purge = sq_purge,
 };
 

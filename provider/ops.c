@@ -85,13 +85,11 @@ int wx_op_app_fill(const struct wx_app_spec *spec, struct wx_app *out, char *err
     out->menu[0] = '\0';
     for (int i = 0; i < spec->nmenu; i++) {
         size_t used = strlen(out->menu);
-        if (!menu_valid(spec->menu[i]) ||
-            strlen(spec->menu[i]) + 1 >= sizeof out->menu - used) {
+        if (!menu_valid(spec->menu[i]) || strlen(spec->menu[i]) + 1 >= sizeof out->menu - used) {
             snprintf(err, errsz, "menu '%s': expected LABEL=http(s)://URL", spec->menu[i]);
             return WX_ERR_INVALID;
         }
-        snprintf(out->menu + used, sizeof out->menu - used, "%s%s", i ? "\n" : "",
-                 spec->menu[i]);
+        snprintf(out->menu + used, sizeof out->menu - used, "%s%s", i ? "\n" : "", spec->menu[i]);
     }
     snprintf(out->name, sizeof out->name, "%s", spec->name);
     snprintf(out->open_account, sizeof out->open_account, "%s",
@@ -102,8 +100,8 @@ int wx_op_app_fill(const struct wx_app_spec *spec, struct wx_app *out, char *err
 }
 
 int wx_op_app_create(struct wx_store *s, const struct wx_keys *k, const struct wx_app_spec *spec,
-                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1],
-                     char *err, size_t errsz)
+                     int64_t now, struct wx_app *out, char secret_out[WX_SECRET_LEN + 1], char *err,
+                     size_t errsz)
 {
     memset(out, 0, sizeof(*out));
     int rc = wx_op_app_fill(spec, out, err, errsz);

@@ -26,6 +26,8 @@ static const struct wx_cfg_directive directives[] = {
      "sandbox mode: any browser may play the WeChat client (no MicroMessenger needed)"},
     {"test-clock", WX_CFG_BOOL, "false", 0, 0, "allow POST /admin/clock to move time forward"},
     {"rate-limit", WX_CFG_INT, "50000", 1, 1000000000, "calls per appid per minute before 45011"},
+    {"consent-memory", WX_CFG_INT, "0", 0, 31536000,
+     "seconds a user's 允许 is remembered (later snsapi_userinfo silent unless forcePopup)"},
     {"batch", WX_CFG_INT, "64", 1, 4096, "most writes committed together (group commit)"},
     {"purge-interval", WX_CFG_INT, "60", 1, 86400, "seconds between purges of expired rows"},
     {"log-level", WX_CFG_STR, "info", 0, 0, "error, warn, info or debug"},
@@ -333,6 +335,8 @@ static int parse_listen(const char *listen, char *host, size_t hostsz, int *port
     return WX_OK;
 }
 
+#define WX_PURGE_GRACE 86400 /* seconds an expired row is kept before it is purged */
+
 struct purge_job {
     struct wx_job job;
     struct wx_provider *p;
@@ -343,7 +347,12 @@ struct purge_job {
 static int purge_run(struct wx_job *j, struct wx_store *s)
 {
     struct purge_job *pj = (struct purge_job *)j;
-    return s->ops->purge(s, wx_p_now(pj->p), 20000, &pj->deleted) == WX_OK ? 0 : -1;
+    /*
+     * Keep expired rows a while: an expired token or refresh_token must keep answering
+     * 42001 / 42002 (SECURITY.md §2), not 40001 / 40030 as a purged (unknown) one would.
+     */
+    return s->ops->purge(s, wx_p_now(pj->p) - WX_PURGE_GRACE, 20000, &pj->deleted) == WX_OK ? 0
+                                                                                            : -1;
 }
 
 static void purge_done(struct wx_job *j, int committed)
@@ -372,6 +381,7 @@ static int setup(struct wx_provider *p, char *err, size_t errsz)
     p->sandbox = wx_cfg_bool(&p->cfg, "sandbox");
     p->test_clock = wx_cfg_bool(&p->cfg, "test-clock");
     p->rate_limit = (long)wx_cfg_int(&p->cfg, "rate-limit");
+    p->consent_memory = (long)wx_cfg_int(&p->cfg, "consent-memory");
     p->admin_token = wx_cfg_str(&p->cfg, "admin-token");
     if (p->admin_token && strlen(p->admin_token) < 16) {
         snprintf(err, errsz, "admin-token: use at least 16 characters");

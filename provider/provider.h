@@ -56,6 +56,7 @@ struct wx_provider {
     struct wx_http_server *http;
     int sandbox, test_clock, secure_cookies;
     long rate_limit;
+    long consent_memory; /* seconds a 允许 is remembered (0: always ask) */
     const char *admin_token;
     const char *public_url;
     pthread_mutex_t mu; /* faults and rate counters */

@@ -156,6 +156,9 @@ static int issue_run(struct wx_job *j, struct wx_store *s)
         }
         if (rc)
             return -1;
+        /* An answered consent form: remember 允许 ("近期登录过免授权"). */
+        if (!ij->deny && s->ops->consent_set(s, ij->user_id, ij->app_id, ij->now))
+            return -1;
     }
     for (int i = 0; !ij->deny && i < ij->ncodes; i++) {
         struct wx_code c = {0};
@@ -350,6 +353,41 @@ static int entered_from_menu(struct wx_provider *p, struct wx_http_req *req, int
     return v[0] == app_id && v[1] == user_id && v[2] > wx_p_now(p);
 }
 
+static int truthy(const char *v)
+{
+    return v && (!strcmp(v, "true") || !strcmp(v, "1"));
+}
+
+/*
+ * Whether snsapi_userinfo is silent, in WeChat's order of precedence: a follower entering from the
+ * account's menu or chat (nothing overrides it); consent given recently (unless forcePopup);
+ * forceSnapShot (snapshot mode: no pop-up, virtual-user data). Returns -1 on a store error.
+ */
+static int userinfo_silent(struct wx_provider *p, struct wx_http_req *req, const struct wx_query *q,
+                           const struct authz *a, int64_t uid, int *snapshot)
+{
+    int64_t at;
+    if (entered_from_menu(p, req, a->app.id, uid)) {
+        int rc = p->rd->ops->follow_get(p->rd, uid, a->app.id, &at);
+        if (rc == WX_OK)
+            return 1;
+        if (rc != WX_ERR_NOTFOUND)
+            return -1;
+    }
+    if (p->consent_memory > 0 && !truthy(wx_query_get(q, "forcePopup"))) {
+        int rc = p->rd->ops->consent_get(p->rd, uid, a->app.id, &at);
+        if (rc == WX_OK && at + p->consent_memory > wx_p_now(p))
+            return 1;
+        if (rc != WX_OK && rc != WX_ERR_NOTFOUND)
+            return -1;
+    }
+    if (truthy(wx_query_get(q, "forceSnapShot"))) {
+        *snapshot = 1;
+        return 1;
+    }
+    return 0;
+}
+
 void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
 {
     struct wx_query q;
@@ -386,22 +424,18 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
         goto done;
     }
     struct wx_user u;
-    int64_t since;
     if (p->rd->ops->user_get(p->rd, uid, &u)) {
         page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
         goto done;
     }
-    int silent = a.scope == WX_SCOPE_BASE;
-    if (!silent && entered_from_menu(p, req, a.app.id, uid)) {
-        int rc = p->rd->ops->follow_get(p->rd, uid, a.app.id, &since);
-        if (rc != WX_OK && rc != WX_ERR_NOTFOUND) {
-            page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable.");
-            goto done;
-        }
-        silent = rc == WX_OK;
+    int snapshot = u.snapshot;
+    int silent = a.scope == WX_SCOPE_BASE ? 1 : userinfo_silent(p, req, &q, &a, uid, &snapshot);
+    if (silent < 0) {
+        page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable.");
+        goto done;
     }
     if (silent)
-        submit_issue(p, req, &a, uid, u.snapshot, 0, NULL, dbl ? 2 : 1);
+        submit_issue(p, req, &a, uid, snapshot, 0, NULL, dbl ? 2 : 1);
     else
         consent_page(p, req, &a, &u);
 done:

@@ -342,8 +342,9 @@ static void callback_page(struct wx_provider *p, struct wx_http_req *req)
         wx_html_escape(b, code);
         wx_buf_puts(b, "<br>state = ");
         wx_html_escape(b, state ? state : "(none)");
-        wx_buf_printf(b, "</p><p class=\"code\">curl '%s/sns/oauth2/access_token?appid=APPID&amp;"
-                         "secret=SECRET&amp;code=",
+        wx_buf_printf(b,
+                      "</p><p class=\"code\">curl '%s/sns/oauth2/access_token?appid=APPID&amp;"
+                      "secret=SECRET&amp;code=",
                       p->public_url);
         wx_html_escape(b, code);
         wx_buf_puts(b, "&amp;grant_type=authorization_code'</p>");

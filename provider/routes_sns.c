@@ -366,7 +366,7 @@ void wx_route_sns_userinfo(struct wx_provider *p, struct wx_http_req *req)
         int rc = p->rd->ops->user_get(p->rd, a.user_id, &u);
         ec = rc == WX_ERR_NOTFOUND ? WX_EC_INVALID_OPENID : rc ? WX_EC_SYSTEM : 0;
     }
-    if (!ec && u.snapshot)
+    if (!ec && a.snapshot)
         ec = WX_EC_API_UNAUTHORIZED; /* snapshot-page virtual users (protocol sheet §2.3) */
     if (ec) {
         wx_p_json_error(p, req, ec, WX_API_SNS);
