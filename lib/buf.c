@@ -51,7 +51,8 @@ struct wx_slice wx_slice_cstr(const char *s)
 int wx_slice_eq(struct wx_slice a, const char *cstr)
 {
     size_t n = strlen(cstr);
-    return a.len == n && memcmp(a.ptr, cstr, n) == 0;
+    /* n == 0: a.ptr may be NULL (wx_slice_cstr(NULL)), and memcmp(NULL, ..., 0) is undefined. */
+    return a.len == n && (n == 0 || memcmp(a.ptr, cstr, n) == 0);
 }
 
 void wx_buf_init(struct wx_buf *b, size_t max)

@@ -12,7 +12,7 @@
 static const char css[] =
     "*{box-sizing:border-box}"
     "body{margin:0;font:16px/1.5 -apple-system,'PingFang SC','Noto Sans CJK SC','Microsoft "
-    "YaHei',sans-serif;background:#ededed;color:#191919}"
+    "YaHei',sans-serif;background:#ededed;color:#191919;overflow-wrap:anywhere}"
     ".top{background:#ededed;text-align:center;padding:12px 16px;font-size:17px;font-weight:600;"
     "border-bottom:1px solid #dcdcdc}"
     ".wrap{max-width:480px;margin:0 auto;padding:24px 20px}"
@@ -27,7 +27,7 @@ static const char css[] =
     ".scope{border-top:1px solid #eee;border-bottom:1px solid #eee;padding:14px 0;margin:8px 0 "
     "16px;display:flex;gap:10px;align-items:center}"
     ".dot{width:8px;height:8px;border-radius:50%;background:#07c160;flex:none}"
-    ".me{display:flex;align-items:center;gap:12px;padding:10px 0}"
+    ".me{display:flex;align-items:center;gap:12px;padding:10px 0}.me .muted{flex:none}"
     ".btns{display:flex;flex-direction:column;gap:12px;margin-top:24px}"
     "button,.btn{display:block;width:100%;border:0;border-radius:8px;padding:12px;font-size:17px;"
     "font-weight:600;text-align:center;text-decoration:none;cursor:pointer}"
@@ -39,12 +39,12 @@ static const char css[] =
     "ul.list li{border-bottom:1px solid #eee;padding:12px 0;display:flex;align-items:center;"
     "gap:12px}"
     "ul.list li:last-child{border-bottom:0}"
-    "ul.list form{margin:0 0 0 auto}"
+    "ul.list form{margin:0 0 0 auto;flex:none}"
     ".small{width:auto;display:inline-block;padding:6px 14px;font-size:15px}"
     ".menu{display:flex;gap:8px;flex-wrap:wrap;margin-top:8px}"
     ".menu a{background:#f7f7f7;border-radius:6px;padding:6px 12px;color:#576b95;"
     "text-decoration:none;font-size:15px}"
-    ".right{margin:0 0 0 auto}"
+    ".right{margin:0 0 0 auto;flex:none}"
     "a{color:#576b95}";
 
 void wx_page_css(struct wx_http_req *req)
