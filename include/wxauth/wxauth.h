@@ -8,6 +8,8 @@
 #include <wxauth/base.h>
 #include <wxauth/errcode.h>
 #include <wxauth/url.h>
+#include <wxauth/state.h>
+#include <wxauth/client.h>
 
 #define WXAUTH_VERSION "0.1.0"
 
