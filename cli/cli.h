@@ -6,5 +6,7 @@
 
 int wx_cmd_app(int argc, char **argv);
 int wx_cmd_user(int argc, char **argv);
+/* url, exchange, refresh, userinfo, check, basic-token, explain (argv[0] is the command). */
+int wx_cmd_client(int argc, char **argv);
 
 #endif

@@ -20,6 +20,12 @@ static void usage(FILE *f)
             "                  manage the Official Accounts (apps) in a provider database\n"
             "  user add|list|follow|snapshot\n"
             "                  manage the provider's test users\n"
+            "  url             print an authorize URL (canonical order, encoded once)\n"
+            "  exchange CODE   trade a code for the web access_token and openid\n"
+            "  refresh TOKEN   refresh a web access_token\n"
+            "  userinfo TOKEN OPENID, check TOKEN OPENID, basic-token\n"
+            "                  call WeChat's APIs (or a provider: --api-base)\n"
+            "  explain ERRCODE what a WeChat errcode means and how to fix it\n"
             "  version         print the version\n\n"
             "Run 'wxauth COMMAND --help' for a command's options.\n"
             "Settings also come from WXAUTH_<NAME> variables (e.g. WXAUTH_DB) and --config FILE.\n",
@@ -39,6 +45,11 @@ int main(int argc, char **argv)
         return wx_cmd_app(argc - 1, argv + 1);
     if (!strcmp(cmd, "user"))
         return wx_cmd_user(argc - 1, argv + 1);
+    static const char *const client_cmds[] = {"url",   "exchange", "refresh",    "userinfo",
+                                              "check", "explain",  "basic-token"};
+    for (size_t i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++)
+        if (!strcmp(cmd, client_cmds[i]))
+            return wx_cmd_client(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("wxauth %s\n", WXAUTH_VERSION);
         return 0;
