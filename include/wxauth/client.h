@@ -15,10 +15,10 @@
 extern "C" {
 #endif
 
-#define WX_MAX_TOKEN    512 /* WeChat: reserve 512 characters for tokens */
-#define WX_MAX_ID       128 /* openid, unionid */
-#define WX_MAX_CODE     128
-#define WX_MAX_URLTEXT  1024
+#define WX_MAX_TOKEN   512 /* WeChat: reserve 512 characters for tokens */
+#define WX_MAX_ID      128 /* openid, unionid */
+#define WX_MAX_CODE    128
+#define WX_MAX_URLTEXT 1024
 
 #define WX_DEFAULT_OPEN_BASE "https://open.weixin.qq.com"
 #define WX_DEFAULT_API_BASE  "https://api.weixin.qq.com"
@@ -26,15 +26,15 @@ extern "C" {
 enum wx_log_severity { WX_SEV_ERROR, WX_SEV_WARN, WX_SEV_INFO, WX_SEV_DEBUG };
 
 struct wx_client_config {
-    const char *appid;     /* required */
-    const char *secret;    /* required for code exchange and the basic token */
-    const char *open_base; /* NULL: WX_DEFAULT_OPEN_BASE */
-    const char *api_base;  /* NULL: WX_DEFAULT_API_BASE */
-    long connect_timeout_ms; /* 0: 3000 */
-    long timeout_ms;         /* 0: 10000 */
-    const char *ca_file;     /* NULL: the system's CA store */
-    int max_retries;         /* idempotent calls only; -1: none, 0: default 2 */
-    long retry_backoff_ms;   /* first backoff, doubled each time; 0: 200 */
+    const char *appid;               /* required */
+    const char *secret;              /* required for code exchange and the basic token */
+    const char *open_base;           /* NULL: WX_DEFAULT_OPEN_BASE */
+    const char *api_base;            /* NULL: WX_DEFAULT_API_BASE */
+    long connect_timeout_ms;         /* 0: 3000 */
+    long timeout_ms;                 /* 0: 10000 */
+    const char *ca_file;             /* NULL: the system's CA store; else only this PEM bundle */
+    int max_retries;                 /* idempotent calls only; -1: none, 0: default 2 */
+    long retry_backoff_ms;           /* first backoff, doubled each time; 0: 200 */
     struct wx_state_keys state_keys; /* for sealed state; may be empty */
     int64_t state_ttl;               /* 0: 600 s */
     /* Log sink (optional): one line per call, secrets never included. */
@@ -43,6 +43,13 @@ struct wx_client_config {
     /* Allocator hook (optional): used for everything the client allocates. */
     void *(*alloc)(size_t size);
     void (*free)(void *ptr);
+    /*
+     * Optional (NULL: none): connect somewhere else than the URL's host, with libcurl's
+     * CURLOPT_CONNECT_TO syntax "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT", e.g.
+     * "api.weixin.qq.com:443:10.0.0.5:8443" (an egress proxy, a test server). TLS still verifies
+     * the certificate against HOST, the name in api_base.
+     */
+    const char *connect_to;
 };
 
 struct wx_client;
@@ -137,6 +144,22 @@ int wx_basic_token(const struct wx_client *c, char token[WX_MAX_TOKEN + 1], int6
                    struct wx_error *err);
 int wx_basic_userinfo(const struct wx_client *c, const char *basic_token, const char *openid,
                       struct wx_basic_userinfo *out, struct wx_error *err);
+
+/*
+ * The basic access_token, cached: refreshed `margin` seconds (0: 300) before it expires by one
+ * refresher at a time — a mutex across threads and, when lock_file is given, flock() on that
+ * file across processes, which share the token through it (created with mode 0600).
+ * The cache borrows the client. wx_basic_cache_invalidate() after a 40001/42001 answer.
+ */
+struct wx_basic_cache;
+int wx_basic_cache_new(const struct wx_client *c, const char *lock_file, int64_t margin,
+                       struct wx_basic_cache **out);
+int wx_basic_cache_get(struct wx_basic_cache *bc, char token[WX_MAX_TOKEN + 1],
+                       struct wx_error *err);
+void wx_basic_cache_invalidate(struct wx_basic_cache *bc);
+/* How many times this cache called cgi-bin/token (for tests and metrics). */
+uint64_t wx_basic_cache_fetches(struct wx_basic_cache *bc);
+void wx_basic_cache_free(struct wx_basic_cache *bc);
 
 /*
  * Response parsing, exposed for tests and other transports: body is what WeChat answered
