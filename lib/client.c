@@ -18,7 +18,7 @@
 
 struct wx_client {
     struct wx_client_config cfg; /* strings below are the client's own copies */
-    char *appid, *secret, *open_base, *api_base, *ca_file;
+    char *appid, *secret, *open_base, *api_base, *ca_file, *connect_to;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -84,6 +84,7 @@ void wx_client_free(struct wx_client *c)
     free_str(&cfg, c->open_base);
     free_str(&cfg, c->api_base);
     free_str(&cfg, c->ca_file);
+    free_str(&cfg, c->connect_to);
     sodium_memzero(c, sizeof *c);
     if (cfg.free)
         cfg.free(c);
@@ -97,13 +98,19 @@ int wx_client_new(const struct wx_client_config *cfg, struct wx_client **out, st
         set_err(err, -1, "library initialisation failed");
         return WX_ERR_IO;
     }
+    if (!cfg || !out) {
+        set_err(err, -1, "no configuration");
+        return WX_ERR_INVALID;
+    }
     if (!cfg->appid || !*cfg->appid || strlen(cfg->appid) > WX_MAX_ID) {
         set_err(err, -1, "appid is required");
         return WX_ERR_INVALID;
     }
     struct wx_client *c = cfg->alloc ? cfg->alloc(sizeof *c) : malloc(sizeof *c);
-    if (!c)
+    if (!c) {
+        set_err(err, -1, "out of memory");
         return WX_ERR_NOMEM;
+    }
     memset(c, 0, sizeof *c);
     c->cfg = *cfg;
     c->appid = dup_str(cfg, cfg->appid);
@@ -111,9 +118,18 @@ int wx_client_new(const struct wx_client_config *cfg, struct wx_client **out, st
     c->open_base = dup_str(cfg, cfg->open_base ? cfg->open_base : WX_DEFAULT_OPEN_BASE);
     c->api_base = dup_str(cfg, cfg->api_base ? cfg->api_base : WX_DEFAULT_API_BASE);
     c->ca_file = dup_str(cfg, cfg->ca_file);
+    c->connect_to = dup_str(cfg, cfg->connect_to);
+    /* The copy of cfg must not keep pointers to the caller's strings. */
+    c->cfg.appid = c->appid;
+    c->cfg.secret = c->secret;
+    c->cfg.open_base = c->open_base;
+    c->cfg.api_base = c->api_base;
+    c->cfg.ca_file = c->ca_file;
+    c->cfg.connect_to = c->connect_to;
     if (!c->appid || !c->open_base || !c->api_base || (cfg->secret && !c->secret) ||
-        (cfg->ca_file && !c->ca_file)) {
+        (cfg->ca_file && !c->ca_file) || (cfg->connect_to && !c->connect_to)) {
         wx_client_free(c);
+        set_err(err, -1, "out of memory");
         return WX_ERR_NOMEM;
     }
     if (!base_ok(c->open_base) || !base_ok(c->api_base)) {
@@ -161,6 +177,7 @@ int wx_authorize_url(const struct wx_client *c, const struct wx_authorize_params
         return WX_ERR_INVALID;
     if (!p->redirect_uri || wx_uri_parse(wx_slice_cstr(p->redirect_uri), &u) != WX_OK)
         return WX_ERR_INVALID;
+    size_t mark = out->len;
     int rc = wx_buf_puts(out, c->open_base);
     if (!rc)
         rc = wx_buf_puts(out, "/connect/oauth2/authorize");
@@ -182,6 +199,11 @@ int wx_authorize_url(const struct wx_client *c, const struct wx_authorize_params
         rc = add_param(out, "connect_redirect", "1", 0);
     if (!rc)
         rc = wx_buf_puts(out, "#wechat_redirect");
+    if (rc && out->ptr) {
+        /* Nothing half-built is left behind. */
+        out->len = mark;
+        out->ptr[mark] = '\0';
+    }
     return rc;
 }
 
@@ -195,48 +217,55 @@ static int invalid(struct wx_callback *out, const char *reason)
     return WX_OK;
 }
 
+/* WeChat's codes are [0-9A-Za-z] (32 characters); '-' and '_' are tolerated. */
+static int code_ok(const char *code)
+{
+    size_t n = strlen(code);
+    if (!n || n > WX_MAX_CODE)
+        return 0;
+    for (const char *p = code; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+              *p == '-' || *p == '_'))
+            return 0;
+    return 1;
+}
+
 int wx_callback_parse(const struct wx_client *c, struct wx_slice query, struct wx_slice binding,
                       int64_t now, struct wx_callback *out)
 {
     struct wx_query q;
     memset(out, 0, sizeof(*out));
+    invalid(out, "not classified"); /* never CODE by default */
     int rc = wx_query_parse(&q, query, WX_MAX_URL);
-    if (rc == WX_ERR_NOMEM)
+    if (rc == WX_ERR_NOMEM) {
+        invalid(out, "out of memory");
         return rc;
+    }
     if (rc)
         return invalid(out, "malformed query string");
     const char *code = wx_query_get(&q, "code"), *state = wx_query_get(&q, "state");
+    int src;
     if (wx_query_count(&q, "code") > 1 || wx_query_count(&q, "state") > 1)
         invalid(out, "duplicated code or state parameter");
     else if (!state || !*state)
         invalid(out, "state missing");
-    else if (code && (!*code || strlen(code) > WX_MAX_CODE))
+    else if (code && !code_ok(code))
         invalid(out, "malformed code");
     else if (wx_state_valid(wx_slice_cstr(state)) != WX_OK)
         invalid(out, "malformed state");
-    else {
-        int src = wx_state_open(&c->cfg.state_keys, wx_slice_cstr(state), binding, now,
-                                &out->state);
-        if (src == WX_ERR_EXPIRED)
-            invalid(out, "state expired");
-        else if (src == WX_ERR_INVALID)
-            invalid(out, "state issued to another browser");
-        else if (src)
-            invalid(out, "state forged or malformed");
-        else if (code) {
-            for (const char *p = code; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
-                      (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_')) {
-                    invalid(out, "malformed code");
-                    break;
-                }
-            if (out->kind != WX_CALLBACK_INVALID) {
-                out->kind = WX_CALLBACK_CODE;
-                memcpy(out->code, code, strlen(code) + 1);
-            }
-        } else {
-            out->kind = WX_CALLBACK_DENIED;
-        }
+    else if ((src = wx_state_open(&c->cfg.state_keys, wx_slice_cstr(state), binding, now,
+                                  &out->state)) != WX_OK) {
+        invalid(out, src == WX_ERR_EXPIRED   ? "state expired"
+                     : src == WX_ERR_INVALID ? "state issued to another browser"
+                                             : "state forged or malformed");
+        memset(&out->state, 0, sizeof out->state);
+    } else if (code) {
+        out->kind = WX_CALLBACK_CODE;
+        out->reason = NULL;
+        memcpy(out->code, code, strlen(code) + 1);
+    } else {
+        out->kind = WX_CALLBACK_DENIED;
+        out->reason = NULL;
     }
     wx_query_free(&q);
     return WX_OK;
@@ -256,8 +285,8 @@ static void logline(const struct wx_client *c, enum wx_log_severity sev, const c
     if (!c->cfg.log)
         return;
     char line[512];
-    snprintf(line, sizeof line, "wxauth client: GET %s errcode=%d ms=%ld%s%.300s", path, errcode, ms,
-             note ? " " : "", note ? note : "");
+    snprintf(line, sizeof line, "wxauth client: GET %s errcode=%d ms=%ld%s%.300s", path, errcode,
+             ms, note ? " " : "", note ? note : "");
     c->cfg.log(c->cfg.log_ud, sev, line);
 }
 
@@ -282,16 +311,27 @@ static int http_get(const struct wx_client *c, const char *path, const char *que
         return WX_ERR_LIMIT;
     }
     CURL *h = curl_easy_init();
+    struct curl_slist *connect_to = NULL;
+    if (h && c->connect_to && !(connect_to = curl_slist_append(NULL, c->connect_to))) {
+        curl_easy_cleanup(h);
+        h = NULL;
+    }
     if (!h) {
         wx_buf_free(&url);
+        set_err(err, -1, "out of memory");
         return WX_ERR_NOMEM;
     }
     curl_easy_setopt(h, CURLOPT_URL, url.ptr);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (c->ca_file)
+    if (c->ca_file) {
+        /* Only this bundle: the built-in CA directory must not widen the trust. */
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
+    if (connect_to)
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->cfg.timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -303,6 +343,7 @@ static int http_get(const struct wx_client *c, const char *path, const char *que
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(h);
+    curl_slist_free_all(connect_to);
     sodium_memzero(url.ptr, url.len);
     wx_buf_free(&url);
     if (cc == CURLE_WRITE_ERROR) {
@@ -343,7 +384,9 @@ static int parse_object(struct wx_slice body, json_t **out, struct wx_error *err
     }
     if (ec && json_integer_value(ec) != 0) {
         const char *msg = json_string_value(json_object_get(o, "errmsg"));
-        set_err(err, (int)json_integer_value(ec), "%s", msg ? msg : "");
+        json_int_t code = json_integer_value(ec);
+        /* An errcode outside int still is an error answer; never let it wrap to 0. */
+        set_err(err, code >= INT32_MIN && code <= INT32_MAX ? (int)code : -1, "%s", msg ? msg : "");
         json_decref(o);
         return WX_ERR_INVALID;
     }
@@ -380,7 +423,7 @@ int wx_parse_token(struct wx_slice body, struct wx_token *out, struct wx_error *
         return rc;
     json_t *exp = json_object_get(o, "expires_in"), *snap = json_object_get(o, "is_snapshotuser");
     if ((rc = field(o, "access_token", out->access_token, sizeof out->access_token, 1, err)) ||
-        (rc = field(o, "refresh_token", out->refresh_token, sizeof out->refresh_token, 0, err)) ||
+        (rc = field(o, "refresh_token", out->refresh_token, sizeof out->refresh_token, 1, err)) ||
         (rc = field(o, "openid", out->openid, sizeof out->openid, 1, err)) ||
         (rc = field(o, "unionid", out->unionid, sizeof out->unionid, 0, err)) ||
         (rc = field(o, "scope", out->scope, sizeof out->scope, 0, err)))
@@ -416,14 +459,17 @@ int wx_parse_userinfo(struct wx_slice body, struct wx_userinfo *out, struct wx_e
         (rc = field(o, "country", out->country, sizeof out->country, 0, err)))
         goto done;
     /* The official sample shows sex as the string "1"; everyone else sends a number. */
-    if (json_is_integer(sex))
-        out->sex = (int)json_integer_value(sex);
-    else if (json_is_string(sex))
-        out->sex = json_string_value(sex)[0] == '1' ? 1 : json_string_value(sex)[0] == '2' ? 2 : 0;
-    if (out->sex < 0 || out->sex > 2)
-        out->sex = 0;
+    if (json_is_integer(sex)) {
+        json_int_t v = json_integer_value(sex);
+        out->sex = v >= 0 && v <= 2 ? (int)v : 0;
+    } else if (json_is_string(sex)) {
+        const char *v = json_string_value(sex);
+        out->sex = !strcmp(v, "1") ? 1 : !strcmp(v, "2") ? 2 : 0;
+    }
 done:
     json_decref(o);
+    if (rc)
+        memset(out, 0, sizeof *out);
     return rc;
 }
 
@@ -450,12 +496,15 @@ static int retryable(int rc, const struct wx_error *e)
 
 /* GET + parse, with retries when idempotent. The query is wiped afterwards. */
 static int call(const struct wx_client *c, const char *path, struct wx_buf *query, int idempotent,
-                parse_fn parse, void *out, struct wx_error *err)
+                parse_fn parse, void *out, size_t out_size, struct wx_error *err)
 {
     struct wx_error local;
     if (!err)
         err = &local;
     memset(err, 0, sizeof *err);
+    /* Whatever happens (transport errors included), the caller never reads stale results. */
+    if (out && out_size)
+        memset(out, 0, out_size);
     int rc = WX_ERR_IO, attempts = idempotent ? 1 + c->cfg.max_retries : 1;
     long backoff = c->cfg.retry_backoff_ms;
     for (int i = 0; i < attempts; i++) {
@@ -482,7 +531,7 @@ static int call(const struct wx_client *c, const char *path, struct wx_buf *quer
 }
 
 /* Builds "k=v&k=v" from NULL-terminated pairs; values are percent-encoded. */
-static int build_query(struct wx_buf *q, const char *const *kv)
+static int build_query(struct wx_buf *q, const char *const *kv, struct wx_error *err)
 {
     wx_buf_init(q, WX_MAX_URL);
     int rc = WX_OK;
@@ -495,6 +544,10 @@ static int build_query(struct wx_buf *q, const char *const *kv)
             rc = wx_buf_puts(q, "=");
         if (!rc)
             rc = wx_pct_encode(q, wx_slice_cstr(kv[i + 1] ? kv[i + 1] : ""));
+    }
+    if (rc) {
+        wx_buf_free(q);
+        set_err(err, -1, "request too long");
     }
     return rc;
 }
@@ -511,6 +564,7 @@ static int userinfo_parse(struct wx_slice b, void *out, struct wx_error *e)
 
 static int status_parse(struct wx_slice b, void *out, struct wx_error *e)
 {
+    (void)out;
     return wx_parse_status(b, e);
 }
 
@@ -525,39 +579,42 @@ static int need(const char *v, const char *name, struct wx_error *err)
 int wx_exchange_code(const struct wx_client *c, const char *code, struct wx_token *out,
                      struct wx_error *err)
 {
+    if (out)
+        memset(out, 0, sizeof *out);
     struct wx_buf q;
     int rc;
     if ((rc = need(code, "code", err)) || (rc = need(c->secret, "secret", err)))
         return rc;
-    const char *kv[] = {"appid",      c->appid, "secret", c->secret, "code", code,
-                        "grant_type", "authorization_code", NULL};
-    if ((rc = build_query(&q, kv))) {
-        wx_buf_free(&q);
+    const char *kv[] = {"appid", c->appid, "secret",     c->secret,
+                        "code",  code,     "grant_type", "authorization_code",
+                        NULL};
+    if ((rc = build_query(&q, kv, err)))
         return rc;
-    }
     /* Never retried: a code is single-use, and a lost answer cannot be asked for again. */
-    return call(c, "/sns/oauth2/access_token", &q, 0, token_parse, out, err);
+    return call(c, "/sns/oauth2/access_token", &q, 0, token_parse, out, sizeof *out, err);
 }
 
 int wx_refresh_token(const struct wx_client *c, const char *refresh_token, struct wx_token *out,
                      struct wx_error *err)
 {
+    if (out)
+        memset(out, 0, sizeof *out);
     struct wx_buf q;
     int rc = need(refresh_token, "refresh_token", err);
     if (rc)
         return rc;
-    const char *kv[] = {"appid", c->appid, "grant_type", "refresh_token", "refresh_token",
-                        refresh_token, NULL};
-    if ((rc = build_query(&q, kv))) {
-        wx_buf_free(&q);
+    const char *kv[] = {"appid",         c->appid,      "grant_type", "refresh_token",
+                        "refresh_token", refresh_token, NULL};
+    if ((rc = build_query(&q, kv, err)))
         return rc;
-    }
-    return call(c, "/sns/oauth2/refresh_token", &q, 1, token_parse, out, err);
+    return call(c, "/sns/oauth2/refresh_token", &q, 1, token_parse, out, sizeof *out, err);
 }
 
 int wx_get_userinfo(const struct wx_client *c, const char *access_token, const char *openid,
                     const char *lang, struct wx_userinfo *out, struct wx_error *err)
 {
+    if (out)
+        memset(out, 0, sizeof *out);
     struct wx_buf q;
     int rc;
     if ((rc = need(access_token, "access_token", err)) || (rc = need(openid, "openid", err)))
@@ -566,13 +623,11 @@ int wx_get_userinfo(const struct wx_client *c, const char *access_token, const c
         set_err(err, -1, "lang must be zh_CN, zh_TW or en");
         return WX_ERR_INVALID;
     }
-    const char *kv[] = {"access_token", access_token, "openid", openid,
-                        lang ? "lang" : NULL, lang, NULL};
-    if ((rc = build_query(&q, kv))) {
-        wx_buf_free(&q);
+    const char *kv[] = {"access_token",       access_token, "openid", openid,
+                        lang ? "lang" : NULL, lang,         NULL};
+    if ((rc = build_query(&q, kv, err)))
         return rc;
-    }
-    rc = call(c, "/sns/userinfo", &q, 1, userinfo_parse, out, err);
+    rc = call(c, "/sns/userinfo", &q, 1, userinfo_parse, out, sizeof *out, err);
     if (rc == WX_OK && strcmp(out->openid, openid) != 0) {
         set_err(err, -1, "userinfo answered for another openid");
         memset(out, 0, sizeof *out);
@@ -589,11 +644,9 @@ int wx_check_token(const struct wx_client *c, const char *access_token, const ch
     if ((rc = need(access_token, "access_token", err)) || (rc = need(openid, "openid", err)))
         return rc;
     const char *kv[] = {"access_token", access_token, "openid", openid, NULL};
-    if ((rc = build_query(&q, kv))) {
-        wx_buf_free(&q);
+    if ((rc = build_query(&q, kv, err)))
         return rc;
-    }
-    return call(c, "/sns/auth", &q, 1, status_parse, NULL, err);
+    return call(c, "/sns/auth", &q, 1, status_parse, NULL, 0, err);
 }
 
 struct basic_out {
@@ -623,18 +676,20 @@ static int basic_parse(struct wx_slice b, void *out, struct wx_error *e)
 int wx_basic_token(const struct wx_client *c, char token[WX_MAX_TOKEN + 1], int64_t *expires_in,
                    struct wx_error *err)
 {
+    if (token)
+        token[0] = '\0';
+    if (expires_in)
+        *expires_in = 0;
     struct wx_buf q;
     struct basic_out bo = {token, expires_in};
     int rc = need(c->secret, "secret", err);
     if (rc)
         return rc;
-    const char *kv[] = {"grant_type", "client_credential", "appid", c->appid, "secret", c->secret,
-                        NULL};
-    if ((rc = build_query(&q, kv))) {
-        wx_buf_free(&q);
+    const char *kv[] = {"grant_type", "client_credential", "appid", c->appid,
+                        "secret",     c->secret,           NULL};
+    if ((rc = build_query(&q, kv, err)))
         return rc;
-    }
-    return call(c, "/cgi-bin/token", &q, 1, basic_parse, &bo, err);
+    return call(c, "/cgi-bin/token", &q, 1, basic_parse, &bo, 0, err);
 }
 
 static int basic_user_parse(struct wx_slice b, void *out, struct wx_error *e)
@@ -667,14 +722,14 @@ static int basic_user_parse(struct wx_slice b, void *out, struct wx_error *e)
 int wx_basic_userinfo(const struct wx_client *c, const char *basic_token, const char *openid,
                       struct wx_basic_userinfo *out, struct wx_error *err)
 {
+    if (out)
+        memset(out, 0, sizeof *out);
     struct wx_buf q;
     int rc;
     if ((rc = need(basic_token, "access_token", err)) || (rc = need(openid, "openid", err)))
         return rc;
     const char *kv[] = {"access_token", basic_token, "openid", openid, "lang", "zh_CN", NULL};
-    if ((rc = build_query(&q, kv))) {
-        wx_buf_free(&q);
+    if ((rc = build_query(&q, kv, err)))
         return rc;
-    }
-    return call(c, "/cgi-bin/user/info", &q, 1, basic_user_parse, out, err);
+    return call(c, "/cgi-bin/user/info", &q, 1, basic_user_parse, out, sizeof *out, err);
 }

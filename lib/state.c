@@ -7,7 +7,7 @@
 
 #include <wxauth/state.h>
 
-#define ABYTES crypto_aead_chacha20poly1305_ietf_ABYTES
+#define ABYTES  crypto_aead_chacha20poly1305_ietf_ABYTES
 #define RAW_MAX 93 /* 11 chunks of 8 bytes (121 chars) + 5 bytes (7 chars) = 128 chars */
 
 static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -80,6 +80,23 @@ static int decode(struct wx_slice s, unsigned char *raw, size_t rawmax)
     return (int)len;
 }
 
+/*
+ * A return path the app can redirect to without leaving its origin: "/" not followed by '/' or
+ * '\\', and only printable ASCII without '\\' (browsers drop tabs and newlines from URLs, so
+ * "/\t/evil" would become "//evil", and treat '\\' as '/').
+ */
+static int path_ok(const char *p, size_t n)
+{
+    if (p[0] != '/' || (n > 1 && (p[1] == '/' || p[1] == '\\')))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= 0x20 || c >= 0x7f || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
 static void bind_hash(const struct wx_state_key *k, struct wx_slice binding, unsigned char out[8])
 {
     crypto_generichash(out, 8, (const unsigned char *)binding.ptr, binding.len, k->key,
@@ -93,15 +110,20 @@ int wx_state_seal(const struct wx_state_keys *keys, const char *return_path,
     unsigned char plain[1 + 4 + 8 + WX_STATE_MAX_PATH], raw[RAW_MAX];
     size_t plen = 0, path_len = return_path ? strlen(return_path) : 0;
     int bound = binding.ptr != NULL;
-    if (!keys || !keys->count)
+    if (!keys || !keys->count || !keys->keys)
         return WX_ERR_INVALID;
-    if (path_len && (return_path[0] != '/' || return_path[1] == '/' || return_path[1] == '\\'))
+    /* An empty binding would match every browser that has none: refuse it. */
+    if (bound && !binding.len)
+        return WX_ERR_INVALID;
+    if (path_len && !path_ok(return_path, path_len))
         return WX_ERR_INVALID;
     if (path_len > WX_STATE_MAX_PATH - (bound ? 8 : 0))
         return WX_ERR_LIMIT;
     const struct wx_state_key *k = &keys->keys[0];
+    if (ttl <= 0 || ttl > UINT32_MAX || now < 0 || now > UINT32_MAX)
+        return WX_ERR_INVALID;
     int64_t exp = now + ttl;
-    if (exp < 0 || exp > UINT32_MAX)
+    if (exp > UINT32_MAX)
         return WX_ERR_INVALID;
     plain[plen++] = (unsigned char)bound;
     for (int i = 3; i >= 0; i--)
@@ -115,8 +137,8 @@ int wx_state_seal(const struct wx_state_keys *keys, const char *return_path,
     raw[0] = k->id;
     randombytes_buf(raw + 1, WX_STATE_NONCE_LEN);
     unsigned long long clen = 0;
-    crypto_aead_chacha20poly1305_ietf_encrypt(raw + 1 + WX_STATE_NONCE_LEN, &clen, plain, plen,
-                                              raw, 1, NULL, raw + 1, k->key);
+    crypto_aead_chacha20poly1305_ietf_encrypt(raw + 1 + WX_STATE_NONCE_LEN, &clen, plain, plen, raw,
+                                              1, NULL, raw + 1, k->key);
     encode(raw, 1 + WX_STATE_NONCE_LEN + (size_t)clen, out);
     if (sealed) {
         memset(sealed, 0, sizeof(*sealed));
@@ -129,11 +151,12 @@ int wx_state_seal(const struct wx_state_keys *keys, const char *return_path,
     return WX_OK;
 }
 
-int wx_state_open(const struct wx_state_keys *keys, struct wx_slice state,
-                  struct wx_slice binding, int64_t now, struct wx_state *st)
+int wx_state_open(const struct wx_state_keys *keys, struct wx_slice state, struct wx_slice binding,
+                  int64_t now, struct wx_state *st)
 {
     unsigned char raw[RAW_MAX], plain[RAW_MAX];
-    if (!keys || !keys->count || state.len == 0 || state.len > WX_MAX_STATE)
+    if (!keys || !keys->count || !keys->keys || !state.ptr || state.len == 0 ||
+        state.len > WX_MAX_STATE)
         return WX_ERR_SYNTAX;
     int n = decode(state, raw, sizeof raw);
     if (n < 1 + WX_STATE_NONCE_LEN + (int)ABYTES + 5)
@@ -165,7 +188,7 @@ int wx_state_open(const struct wx_state_keys *keys, struct wx_slice state,
         return WX_ERR_EXPIRED;
     if (bound) {
         unsigned char want[8];
-        if (!binding.ptr)
+        if (!binding.ptr || !binding.len)
             return WX_ERR_INVALID;
         bind_hash(k, binding, want);
         if (sodium_memcmp(want, plain + 5, 8) != 0)

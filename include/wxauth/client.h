@@ -92,6 +92,8 @@ struct wx_callback {
  * Classifies a callback query string (without '?') before any network call: duplicated or
  * malformed parameters, a missing, forged, expired or foreign-browser state are INVALID. The
  * one-time use of the state is the caller's to enforce (st.nonce), e.g. with a replay cache.
+ * out->state is filled for CODE and DENIED only (zeroed for INVALID). Returns WX_OK, or
+ * WX_ERR_NOMEM (out is then INVALID too).
  */
 int wx_callback_parse(const struct wx_client *c, struct wx_slice query, struct wx_slice binding,
                       int64_t now, struct wx_callback *out);
@@ -128,6 +130,7 @@ struct wx_basic_userinfo {
  * WX_ERR_INVALID with err->errcode set (see wx_errcode_explain); transport failures, TLS errors,
  * non-JSON or oversized bodies are WX_ERR_IO with err->errcode -1 and a readable errmsg.
  * The code exchange is never retried; the others retry on -1, 45011 and transport errors.
+ * The output struct is zeroed first, so after any failure it holds no stale or partial values.
  */
 int wx_exchange_code(const struct wx_client *c, const char *code, struct wx_token *out,
                      struct wx_error *err);

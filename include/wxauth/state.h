@@ -18,11 +18,11 @@
 extern "C" {
 #endif
 
-#define WX_STATE_KEY_LEN    32
-#define WX_STATE_MAX_KEYS   8
-#define WX_STATE_NONCE_LEN  12
+#define WX_STATE_KEY_LEN   32
+#define WX_STATE_MAX_KEYS  8
+#define WX_STATE_NONCE_LEN 12
 /* Longest return path a state can carry (with a browser binding: 8 bytes less). */
-#define WX_STATE_MAX_PATH   59
+#define WX_STATE_MAX_PATH 59
 
 struct wx_state_key {
     uint8_t id; /* carried in the clear so the right key is tried first */
@@ -43,10 +43,13 @@ struct wx_state {
 };
 
 /*
- * Seals a state. return_path: a relative path ("/..."), at most WX_STATE_MAX_PATH bytes
- * (WX_STATE_MAX_PATH - 8 with a binding), or NULL. binding: any bytes identifying the browser
- * (e.g. a cookie value; only a keyed hash is embedded), or NULL. out receives the state and a
- * NUL. Errors: WX_ERR_LIMIT (path too long), WX_ERR_INVALID (path not relative, no keys).
+ * Seals a state. return_path: a relative path ("/..." not starting "//" or "/\\", printable
+ * ASCII only: no space, control character, backslash or non-ASCII byte), at most
+ * WX_STATE_MAX_PATH bytes (WX_STATE_MAX_PATH - 8 with a binding), or NULL. binding: one or more
+ * bytes identifying the browser (e.g. a cookie value; only a keyed hash is embedded), or
+ * {NULL, 0} for none. ttl: seconds, > 0. out receives the state and a NUL. Errors: WX_ERR_LIMIT
+ * (path too long), WX_ERR_INVALID (path not relative or not printable, empty binding, bad ttl or
+ * time, no keys).
  */
 int wx_state_seal(const struct wx_state_keys *keys, const char *return_path,
                   struct wx_slice binding, int64_t ttl, int64_t now, char out[WX_MAX_STATE + 1],
@@ -55,11 +58,11 @@ int wx_state_seal(const struct wx_state_keys *keys, const char *return_path,
 /*
  * Opens a state: WX_OK with *st filled; WX_ERR_SYNTAX (malformed), WX_ERR_CRYPTO (forged,
  * tampered, truncated, unknown key), WX_ERR_EXPIRED, WX_ERR_INVALID (binding required by the
- * state and missing or different). binding may be {NULL,0} when the browser has none: a state
- * sealed without binding then opens; one sealed with a binding does not.
+ * state and missing or different). binding may be {NULL,0} (or empty) when the browser has none:
+ * a state sealed without binding then opens; one sealed with a binding does not.
  */
-int wx_state_open(const struct wx_state_keys *keys, struct wx_slice state,
-                  struct wx_slice binding, int64_t now, struct wx_state *st);
+int wx_state_open(const struct wx_state_keys *keys, struct wx_slice state, struct wx_slice binding,
+                  int64_t now, struct wx_state *st);
 
 #ifdef __cplusplus
 }
