@@ -31,7 +31,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
     req->start_ns = wx_mono_ns();
     req->target = strdup(uri ? uri : "/");
     wx_buf_init(&req->body, WX_MAX_BODY);
-    wx_buf_init(&req->out, 4 * 1024 * 1024);
+    wx_buf_init(&req->out, WX_HTTP_MAX_RESPONSE);
     if (!req->target) {
         free(req);
         return NULL;
@@ -50,7 +50,8 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 static void free_req(struct wx_http_req *req)
 {
     for (int i = 0; i < req->nheaders; i++)
-        free(req->hvalue[i]);
+        if (req->howned[i])
+            free(req->hvalue[i]);
     wx_buf_free(&req->body);
     wx_buf_free(&req->out);
     free(req->target);
@@ -75,27 +76,38 @@ int wx_http_set_header(struct wx_http_req *req, const char *name, const char *va
     if (!v)
         return WX_ERR_NOMEM;
     req->hname[req->nheaders] = name;
-    req->hvalue[req->nheaders++] = v;
+    req->hvalue[req->nheaders] = v;
+    req->howned[req->nheaders++] = 1;
     return WX_OK;
+}
+
+/* A header whose value is a string literal (not copied, not freed). */
+static void set_static(struct wx_http_req *req, const char *name, const char *value)
+{
+    if (req->nheaders == WX_HTTP_MAX_HEADERS)
+        return;
+    req->hname[req->nheaders] = name;
+    req->hvalue[req->nheaders] = (char *)value;
+    req->howned[req->nheaders++] = 0;
 }
 
 void wx_http_json(struct wx_http_req *req, int status)
 {
     req->status = status;
     req->content_type = "application/json; charset=utf-8";
-    wx_http_set_header(req, "Cache-Control", "no-store");
-    wx_http_set_header(req, "Pragma", "no-cache");
+    set_static(req, "Cache-Control", "no-store");
+    set_static(req, "Pragma", "no-cache");
 }
 
 static void page_headers(struct wx_http_req *req)
 {
-    wx_http_set_header(req, "X-Frame-Options", "DENY");
-    wx_http_set_header(req, "Content-Security-Policy",
-                       "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    set_static(req, "X-Frame-Options", "DENY");
+    set_static(req, "Content-Security-Policy",
+               "default-src 'none'; style-src 'self'; img-src 'self' data:; "
                        "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'");
-    wx_http_set_header(req, "Referrer-Policy", "no-referrer");
-    wx_http_set_header(req, "Cache-Control", "no-store");
-    wx_http_set_header(req, "X-Content-Type-Options", "nosniff");
+    set_static(req, "Referrer-Policy", "no-referrer");
+    set_static(req, "Cache-Control", "no-store");
+    set_static(req, "X-Content-Type-Options", "nosniff");
 }
 
 void wx_http_page(struct wx_http_req *req, int status)
@@ -110,8 +122,8 @@ int wx_http_redirect(struct wx_http_req *req, int status, const char *location)
     req->status = status;
     req->content_type = NULL;
     wx_buf_reset(&req->out);
-    wx_http_set_header(req, "Referrer-Policy", "no-referrer");
-    wx_http_set_header(req, "Cache-Control", "no-store");
+    set_static(req, "Referrer-Policy", "no-referrer");
+    set_static(req, "Cache-Control", "no-store");
     return wx_http_set_header(req, "Location", location);
 }
 

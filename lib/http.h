@@ -13,6 +13,8 @@
 #include "log.h"
 
 #define WX_HTTP_MAX_HEADERS 12
+/* The largest response body (an /admin/issue of 100,000 token pairs is about 11 MB). */
+#define WX_HTTP_MAX_RESPONSE (32u * 1024 * 1024)
 
 struct MHD_Connection;
 struct wx_http_server;
@@ -32,6 +34,7 @@ struct wx_http_req {
     const char *content_type;
     const char *hname[WX_HTTP_MAX_HEADERS];
     char *hvalue[WX_HTTP_MAX_HEADERS];
+    unsigned char howned[WX_HTTP_MAX_HEADERS];
     int nheaders;
     int close;
     /* bookkeeping for logs and metrics, set by the program */

@@ -4,8 +4,7 @@
  *
  * Threading: one struct wx_store is one connection, used by one thread at a time. The provider
  * opens one for reads (its HTTP thread) and one for writes (the group-commit writer thread).
- * Writes happen between batch_begin and batch_commit; each job inside a batch is wrapped by
- * job_begin/job_end so one failing job does not spoil the others.
+ * Writes happen between batch_begin and batch_commit (one transaction, one fsync).
  *
  * Errors: WX_OK, WX_ERR_NOTFOUND, WX_ERR_CONFLICT, WX_ERR_EXPIRED as documented per operation;
  * WX_ERR_STORE for any backend failure, which callers must treat as "fail closed".
@@ -97,8 +96,9 @@ struct wx_store_ops {
     int (*batch_begin)(struct wx_store *s);
     int (*batch_commit)(struct wx_store *s);
     void (*batch_rollback)(struct wx_store *s);
-    int (*job_begin)(struct wx_store *s);
-    void (*job_end)(struct wx_store *s, int ok);
+    /* Groups the reads of one request (one snapshot, one lock round trip); no writes inside. */
+    int (*read_begin)(struct wx_store *s);
+    void (*read_end)(struct wx_store *s);
 
     /* 32-byte master key: created on first open, then stable. */
     int (*master_key)(struct wx_store *s, unsigned char key[WX_KEY_LEN]);
@@ -124,12 +124,14 @@ struct wx_store_ops {
 
     int (*code_insert)(struct wx_store *s, struct wx_code *code); /* sets id */
     /*
-     * Atomically redeems a code: WX_OK (now used; *out filled), WX_ERR_NOTFOUND (no such code,
-     * MAC mismatch, or another app's code: not consumed), WX_ERR_EXPIRED, WX_ERR_CONFLICT (used
-     * before: every grant minted from it is revoked).
+     * Atomically redeems a code into a grant. The caller fills grant->mac, created and expires;
+     * the store fills app_id, user_id, code_id, scope and snapshot from the code, inserts the
+     * grant (setting its id) and marks the code used by it. Results: WX_OK; WX_ERR_NOTFOUND (no
+     * such code, MAC mismatch, or another app's code: not consumed); WX_ERR_EXPIRED;
+     * WX_ERR_CONFLICT (used before: the grant it produced is revoked). Must run inside a batch.
      */
     int (*code_redeem)(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC],
-                       int64_t app_id, int64_t now, struct wx_code *out);
+                       int64_t app_id, int64_t now, struct wx_grant *grant);
 
     int (*grant_insert)(struct wx_store *s, struct wx_grant *g); /* sets id */
     int (*grant_get)(struct wx_store *s, int64_t id, struct wx_grant *out);

@@ -42,6 +42,10 @@ enum {
     Q_NONCE_INS,
     Q_CONSENT_SET,
     Q_CONSENT_GET,
+    Q_BEGIN,
+    Q_BEGIN_IMM,
+    Q_COMMIT,
+    Q_ROLLBACK,
     Q_COUNT
 };
 
@@ -72,8 +76,8 @@ static const char *const sql[Q_COUNT] = {
     [Q_CODE_INS] = "INSERT INTO codes(mac,app_id,user_id,scope,snapshot,expires) "
                    "VALUES(?1,?2,?3,?4,?5,?6)",
     [Q_CODE_GET] = "SELECT mac,app_id,user_id,scope,snapshot,expires,used FROM codes WHERE id=?1",
-    [Q_CODE_USE] = "UPDATE codes SET used=1 WHERE id=?1 AND used=0",
-    [Q_CODE_REVOKE] = "UPDATE grants SET revoked=1 WHERE code_id=?1",
+    [Q_CODE_USE] = "UPDATE codes SET used=?2 WHERE id=?1 AND used=0",
+    [Q_CODE_REVOKE] = "UPDATE grants SET revoked=1 WHERE id=?1",
     [Q_GRANT_INS] = "INSERT INTO grants(mac,app_id,user_id,code_id,scope,snapshot,created,expires)"
                     " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [Q_GRANT_GET] = "SELECT mac,app_id,user_id,code_id,scope,snapshot,created,expires,revoked "
@@ -91,6 +95,11 @@ static const char *const sql[Q_COUNT] = {
     [Q_CONSENT_SET] = "INSERT INTO consents(user_id,app_id,at) VALUES(?1,?2,?3) "
                       "ON CONFLICT(user_id,app_id) DO UPDATE SET at=excluded.at",
     [Q_CONSENT_GET] = "SELECT at FROM consents WHERE user_id=?1 AND app_id=?2",
+    /* transaction control, prepared once: sqlite3_exec would parse it on every request */
+    [Q_BEGIN] = "BEGIN",
+    [Q_BEGIN_IMM] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
 };
 
 static const char schema[] =
@@ -111,7 +120,7 @@ static const char schema[] =
     " app_id INTEGER NOT NULL, user_id INTEGER NOT NULL, code_id INTEGER NOT NULL,"
     " scope INTEGER NOT NULL, snapshot INTEGER NOT NULL, created INTEGER NOT NULL,"
     " expires INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS grants_code ON grants(code_id);"
+    "DROP INDEX IF EXISTS grants_code;"
     "CREATE TABLE IF NOT EXISTS access(id INTEGER PRIMARY KEY, mac BLOB NOT NULL,"
     " grant_id INTEGER NOT NULL, app_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
     " scope INTEGER NOT NULL, expires INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);"
@@ -204,29 +213,33 @@ static int sq_ping(struct wx_store *s)
 
 static int sq_batch_begin(struct wx_store *s)
 {
-    return exec(s, "BEGIN IMMEDIATE");
+    return run(stmt(s, Q_BEGIN_IMM));
 }
 
 static int sq_batch_commit(struct wx_store *s)
 {
-    return exec(s, "COMMIT");
+    return run(stmt(s, Q_COMMIT));
 }
 
 static void sq_batch_rollback(struct wx_store *s)
 {
-    exec(s, "ROLLBACK");
+    if (!sqlite3_get_autocommit(SQ(s)->db))
+        run(stmt(s, Q_ROLLBACK));
 }
 
-static int sq_job_begin(struct wx_store *s)
+/*
+ * A read transaction around all the reads of one request: SQLite takes and drops its WAL read
+ * lock (fcntl) once per transaction instead of once per statement.
+ */
+static int sq_read_begin(struct wx_store *s)
 {
-    return exec(s, "SAVEPOINT job");
+    return sqlite3_get_autocommit(SQ(s)->db) ? run(stmt(s, Q_BEGIN)) : WX_OK;
 }
 
-static void sq_job_end(struct wx_store *s, int ok)
+static void sq_read_end(struct wx_store *s)
 {
-    if (!ok)
-        exec(s, "ROLLBACK TO job");
-    exec(s, "RELEASE job");
+    if (!sqlite3_get_autocommit(SQ(s)->db))
+        run(stmt(s, Q_COMMIT));
 }
 
 static int sq_master_key(struct wx_store *s, unsigned char key[WX_KEY_LEN])
@@ -524,47 +537,54 @@ static int sq_code_insert(struct wx_store *s, struct wx_code *c)
     return rc;
 }
 
+/*
+ * codes.used is 0 until the code is redeemed, then the id of the grant it produced: a replay
+ * finds that grant without an index on grants, and revokes it.
+ */
 static int sq_code_redeem(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC],
-                          int64_t app_id, int64_t now, struct wx_code *out)
+                          int64_t app_id, int64_t now, struct wx_grant *g)
 {
     sqlite3_stmt *q = stmt(s, Q_CODE_GET);
+    unsigned char stored[WX_CRED_MAC];
     if (!q)
         return WX_ERR_STORE;
     sqlite3_bind_int64(q, 1, id);
     int rc = row(q);
     if (rc)
         return rc;
-    memset(out, 0, sizeof(*out));
-    out->id = id;
-    col_mac(q, 0, out->mac);
-    out->app_id = sqlite3_column_int64(q, 1);
-    out->user_id = sqlite3_column_int64(q, 2);
-    out->scope = sqlite3_column_int(q, 3);
-    out->snapshot = sqlite3_column_int(q, 4);
-    out->expires = sqlite3_column_int64(q, 5);
-    int used = sqlite3_column_int(q, 6);
+    col_mac(q, 0, stored);
+    int64_t code_app = sqlite3_column_int64(q, 1), expires = sqlite3_column_int64(q, 5);
+    int64_t used = sqlite3_column_int64(q, 6);
+    g->app_id = code_app;
+    g->user_id = sqlite3_column_int64(q, 2);
+    g->scope = sqlite3_column_int(q, 3);
+    g->snapshot = sqlite3_column_int(q, 4);
+    g->code_id = id;
     sqlite3_reset(q);
-    if (sodium_memcmp(out->mac, mac, WX_CRED_MAC) != 0 || out->app_id != app_id)
+    if (sodium_memcmp(stored, mac, WX_CRED_MAC) != 0 || code_app != app_id)
         return WX_ERR_NOTFOUND;
-    if (!used && out->expires <= now)
-        return WX_ERR_EXPIRED;
-    if (!used) {
-        q = stmt(s, Q_CODE_USE);
+    if (used) {
+        /* Replay: revoke what the first redemption produced (RFC 6749 §4.1.2). */
+        q = stmt(s, Q_CODE_REVOKE);
         if (!q)
             return WX_ERR_STORE;
-        sqlite3_bind_int64(q, 1, id);
-        if ((rc = run(q)))
-            return rc;
-        if (sqlite3_changes(SQ(s)->db) == 1)
-            return WX_OK;
+        sqlite3_bind_int64(q, 1, used);
+        rc = run(q);
+        return rc ? rc : WX_ERR_CONFLICT;
     }
-    /* Replay: revoke what the first redemption produced (RFC 6749 §4.1.2). */
-    q = stmt(s, Q_CODE_REVOKE);
+    if (expires <= now)
+        return WX_ERR_EXPIRED;
+    if ((rc = s->ops->grant_insert(s, g)))
+        return rc;
+    q = stmt(s, Q_CODE_USE);
     if (!q)
         return WX_ERR_STORE;
     sqlite3_bind_int64(q, 1, id);
-    rc = run(q);
-    return rc ? rc : WX_ERR_CONFLICT;
+    sqlite3_bind_int64(q, 2, g->id);
+    if ((rc = run(q)))
+        return rc;
+    /* The writer holds the write lock, so the row cannot have changed since the SELECT. */
+    return sqlite3_changes(SQ(s)->db) == 1 ? WX_OK : WX_ERR_STORE;
 }
 
 static int sq_grant_insert(struct wx_store *s, struct wx_grant *g)
@@ -767,8 +787,8 @@ static const struct wx_store_ops sqlite_ops = {
     .batch_begin = sq_batch_begin,
     .batch_commit = sq_batch_commit,
     .batch_rollback = sq_batch_rollback,
-    .job_begin = sq_job_begin,
-    .job_end = sq_job_end,
+    .read_begin = sq_read_begin,
+    .read_end = sq_read_end,
     .master_key = sq_master_key,
     .app_insert = sq_app_insert,
     .app_by_appid = sq_app_by_appid,

@@ -39,28 +39,54 @@ static struct wx_job *take_batch(struct wx_writer *w, int *stop)
     return first;
 }
 
+/* Runs jobs[0..n) in one transaction; returns 1 when it committed. *failed: a job failed. */
+static int run_txn(struct wx_store *s, struct wx_job *first, struct wx_job *stop, int *failed)
+{
+    *failed = 0;
+    if (s->ops->batch_begin(s) != WX_OK)
+        return 0;
+    for (struct wx_job *j = first; j != stop; j = j->next) {
+        if (j->run(j, s) != 0) {
+            *failed = 1;
+            s->ops->batch_rollback(s);
+            return 0;
+        }
+    }
+    if (s->ops->batch_commit(s) != WX_OK) {
+        s->ops->batch_rollback(s);
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * One transaction and one fsync for the whole batch. When a job fails, the batch is rolled back
+ * and each job is run again alone, so one bad job costs the others only time.
+ */
 static void run_batch(struct wx_writer *w, struct wx_job *batch)
 {
     struct wx_store *s = w->store;
-    int ok = s->ops->batch_begin(s) == WX_OK;
+    int failed = 0;
     uint64_t n = 0;
-    for (struct wx_job *j = batch; ok && j; j = j->next, n++) {
-        if (s->ops->job_begin(s) != WX_OK) {
-            ok = 0;
-            break;
-        }
-        s->ops->job_end(s, j->run(j, s) == 0);
-    }
-    if (ok && s->ops->batch_commit(s) != WX_OK)
-        ok = 0;
-    if (!ok)
-        s->ops->batch_rollback(s);
-    else {
+    for (struct wx_job *j = batch; j; j = j->next)
+        n++;
+    if (run_txn(s, batch, NULL, &failed)) {
         atomic_fetch_add(&w->batches, 1);
         atomic_fetch_add(&w->jobs, n);
+        for (struct wx_job *j = batch, *next; j; j = next) {
+            next = j->next;
+            j->done(j, 1);
+        }
+        return;
     }
     for (struct wx_job *j = batch, *next; j; j = next) {
         next = j->next;
+        int ok = failed && run_txn(s, j, next, &failed);
+        if (ok) {
+            atomic_fetch_add(&w->batches, 1);
+            atomic_fetch_add(&w->jobs, 1);
+        }
+        failed = 1; /* retry the remaining jobs alone too */
         j->done(j, ok);
     }
 }

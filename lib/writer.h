@@ -12,7 +12,11 @@
 #include "store.h"
 
 struct wx_job {
-    /* Runs on the writer thread inside the batch; returns 0 to keep its writes. */
+    /*
+     * Runs on the writer thread inside the batch's transaction; returns 0 to keep its writes,
+     * nonzero on a store failure (the batch is then retried job by job, so run() may be called
+     * again and must start from scratch each time).
+     */
     int (*run)(struct wx_job *job, struct wx_store *store);
     /* Called after the commit (committed=1) or its failure (0), on the writer thread. */
     void (*done)(struct wx_job *job, int committed);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sodium/randombytes_internal_random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,7 +243,9 @@ static void handle(struct wx_http_req *req, void *ud)
             !(!strcmp(r->method, "GET") && !strcmp(req->method, "HEAD")))
             continue;
         req->route = r->label;
+        p->rd->ops->read_begin(p->rd);
         r->fn(p, req);
+        p->rd->ops->read_end(p->rd);
         return;
     }
     req->route = NULL;
@@ -397,6 +400,11 @@ int wx_provider_main(int argc, char **argv)
     char err[512], host[64];
     int npos = 0, port = 0, rc = 1;
     struct wx_store *wr = NULL;
+    /*
+     * libsodium's user-space ChaCha20 generator, seeded from the kernel (and reseeded after a
+     * fork): a CSPRNG without a getrandom() system call per code and token.
+     */
+    randombytes_set_implementation(&randombytes_internal_implementation);
     if (wx_init() || wx_cfg_init(&p->cfg, directives, sizeof directives / sizeof directives[0])) {
         fprintf(stderr, "wxauth provider: initialisation failed\n");
         return 1;

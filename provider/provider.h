@@ -110,7 +110,8 @@ void wx_p_avatar_url(struct wx_provider *p, const struct wx_user *u, char *out, 
 
 /* routes_sns.c: parameter checks shared by the JSON endpoints; each returns an errcode. */
 const char *wx_p_param(const struct wx_query *q, const char *name, int *dup);
-int wx_p_check_app(struct wx_provider *p, const struct wx_query *q, struct wx_app *app);
+int wx_p_check_app(struct wx_provider *p, struct wx_store *st, const struct wx_query *q,
+                   struct wx_app *app);
 int wx_p_check_secret(struct wx_provider *p, const struct wx_query *q, const struct wx_app *app);
 int wx_p_check_grant_type(const struct wx_query *q, const char *want);
 /* Parses the query and applies faults; returns 1 when the request is already answered. */

@@ -53,6 +53,9 @@ static int fail(struct admin_job *a, int status, const char *msg)
 static int admin_run(struct wx_job *j, struct wx_store *s)
 {
     struct admin_job *a = (struct admin_job *)j;
+    json_decref(a->out); /* a batch retried job by job runs this again */
+    a->out = NULL;
+    a->status = 0;
     return a->op(a, s);
 }
 
@@ -256,21 +259,13 @@ static int op_issue(struct admin_job *a, struct wx_store *s)
             json_array_append_new(list, json_string(s1));
             continue;
         }
-        struct wx_code used;
         struct wx_grant g = {0};
         struct wx_access ac = {0};
-        if (s->ops->code_redeem(s, code.id, c1.mac, app.id, now, &used))
-            return -1;
         wx_cred_new(&a->p->keys, WX_CRED_REFRESH, &c2);
         memcpy(g.mac, c2.mac, WX_CRED_MAC);
-        g.app_id = app.id;
-        g.user_id = uid;
-        g.code_id = code.id;
-        g.scope = scope;
-        g.snapshot = u.snapshot;
         g.created = now;
         g.expires = now + WX_REFRESH_TTL;
-        if (s->ops->grant_insert(s, &g))
+        if (s->ops->code_redeem(s, code.id, c1.mac, app.id, now, &g))
             return -1;
         wx_cred_new(&a->p->keys, WX_CRED_ACCESS, &c1);
         memcpy(ac.mac, c1.mac, WX_CRED_MAC);

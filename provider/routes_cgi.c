@@ -61,7 +61,7 @@ void wx_route_cgi_token(struct wx_provider *p, struct wx_http_req *req)
     if (wx_p_front(p, req, &q, "cgi-bin/token", WX_API_CGI))
         return;
     /* appid is checked before everything else (protocol sheet §8, PROBE). */
-    if ((ec = wx_p_check_app(p, &q, &app)) ||
+    if ((ec = wx_p_check_app(p, p->rd, &q, &app)) ||
         (ec = wx_p_check_grant_type(&q, "client_credential")) ||
         (ec = wx_p_check_secret(p, &q, &app)))
         goto fail;

@@ -21,7 +21,8 @@ const char *wx_p_param(const struct wx_query *q, const char *name, int *dup)
 }
 
 /* appid presence and lookup, shared by every endpoint that takes one. Returns an errcode. */
-int wx_p_check_app(struct wx_provider *p, const struct wx_query *q, struct wx_app *app)
+int wx_p_check_app(struct wx_provider *p, struct wx_store *st, const struct wx_query *q,
+                   struct wx_app *app)
 {
     int dup = 0;
     const char *appid = wx_p_param(q, "appid", &dup);
@@ -31,7 +32,7 @@ int wx_p_check_app(struct wx_provider *p, const struct wx_query *q, struct wx_ap
         return WX_EC_APPID_MISSING;
     if (strlen(appid) != WX_APPID_LEN)
         return WX_EC_INVALID_APPID;
-    int rc = p->rd->ops->app_by_appid(p->rd, appid, app);
+    int rc = st->ops->app_by_appid(st, appid, app);
     if (rc == WX_ERR_NOTFOUND)
         return WX_EC_INVALID_APPID;
     return rc ? WX_EC_SYSTEM : 0;
@@ -73,17 +74,22 @@ int wx_p_front(struct wx_provider *p, struct wx_http_req *req, struct wx_query *
 
 /* ---- token-minting job: code exchange and refresh ---- */
 
+/*
+ * Everything of the exchange and the refresh runs on the writer, inside the group commit: the
+ * app and its secret are read in the same transaction that redeems the code, so a secret reset
+ * or a revocation is seen at once and the HTTP thread does no database work for these calls.
+ */
 struct mint_job {
     struct wx_job job;
     struct wx_provider *p;
     struct wx_http_req *req;
-    struct wx_app app;
-    int64_t now, id;
-    unsigned char mac[WX_CRED_MAC];
-    int refresh; /* 0: code exchange, 1: refresh */
-    char refresh_token[WX_CRED_MAX];
+    struct wx_query q; /* owned: the request's parameters */
+    int refresh;       /* 0: code exchange, 1: refresh */
+    int64_t now;
     /* results */
     int errcode;
+    struct wx_app app;
+    const char *refresh_token; /* points into q */
     int64_t user_id;
     int scope, snapshot;
     struct wx_cred access, grant;
@@ -106,54 +112,77 @@ static int mint_access(struct mint_job *m, struct wx_store *s, int64_t grant_id)
     return 0;
 }
 
+/* Sets m->errcode and returns 0 (nothing to write) or -1 on a store failure. */
+static int refuse(struct mint_job *m, int errcode)
+{
+    m->errcode = errcode;
+    return errcode == WX_EC_SYSTEM ? -1 : 0;
+}
+
 static int exchange_run(struct mint_job *m, struct wx_store *s)
 {
-    struct wx_code c;
-    int rc = s->ops->code_redeem(s, m->id, m->mac, m->app.id, m->now, &c);
-    if (rc == WX_ERR_NOTFOUND || rc == WX_ERR_EXPIRED) {
-        m->errcode = WX_EC_INVALID_CODE;
-        return 0;
-    }
+    int ec, dup = 0;
+    /* WeChat's order: appid first, then the secret, the code, the grant type. */
+    if ((ec = wx_p_check_app(m->p, s, &m->q, &m->app)) ||
+        (ec = wx_p_check_secret(m->p, &m->q, &m->app)))
+        return refuse(m, ec);
+    const char *code = wx_p_param(&m->q, "code", &dup);
+    if (!code || !*code)
+        return refuse(m, dup ? WX_EC_INVALID_CODE : WX_EC_CODE_MISSING);
+    if ((ec = wx_p_check_grant_type(&m->q, "authorization_code")))
+        return refuse(m, ec);
+    if (wx_p_rate_exceeded(m->p, m->app.id))
+        return refuse(m, WX_EC_MINUTE_QUOTA);
+    int64_t id;
+    unsigned char mac[WX_CRED_MAC];
+    struct wx_grant g = {0};
+    if (wx_cred_parse(&m->p->keys, WX_CRED_CODE, wx_slice_cstr(code), &id, mac))
+        return refuse(m, WX_EC_INVALID_CODE);
+    wx_cred_new(&m->p->keys, WX_CRED_REFRESH, &m->grant);
+    memcpy(g.mac, m->grant.mac, WX_CRED_MAC);
+    g.created = m->now;
+    g.expires = m->now + WX_REFRESH_TTL;
+    int rc = s->ops->code_redeem(s, id, mac, m->app.id, m->now, &g);
+    if (rc == WX_ERR_NOTFOUND || rc == WX_ERR_EXPIRED)
+        return refuse(m, WX_EC_INVALID_CODE);
     if (rc == WX_ERR_CONFLICT) {
         m->errcode = WX_EC_CODE_USED; /* the revocation it made must be committed */
         return 0;
     }
     if (rc)
         return -1;
-    m->user_id = c.user_id;
-    m->scope = c.scope;
-    m->snapshot = c.snapshot;
-    struct wx_grant g = {0};
-    wx_cred_new(&m->p->keys, WX_CRED_REFRESH, &m->grant);
-    memcpy(g.mac, m->grant.mac, WX_CRED_MAC);
-    g.app_id = m->app.id;
-    g.user_id = c.user_id;
-    g.code_id = c.id;
-    g.scope = c.scope;
-    g.snapshot = c.snapshot;
-    g.created = m->now;
-    g.expires = m->now + WX_REFRESH_TTL;
-    if (s->ops->grant_insert(s, &g))
-        return -1;
+    m->user_id = g.user_id;
+    m->scope = g.scope;
+    m->snapshot = g.snapshot;
     m->grant_id = g.id;
     return mint_access(m, s, g.id);
 }
 
 static int refresh_run(struct mint_job *m, struct wx_store *s)
 {
+    int ec, dup = 0;
+    if ((ec = wx_p_check_app(m->p, s, &m->q, &m->app)) ||
+        (ec = wx_p_check_grant_type(&m->q, "refresh_token")))
+        return refuse(m, ec);
+    const char *rt = wx_p_param(&m->q, "refresh_token", &dup);
+    if (!rt || !*rt)
+        return refuse(m, dup ? WX_EC_INVALID_REFRESH : WX_EC_REFRESH_MISSING);
+    if (wx_p_rate_exceeded(m->p, m->app.id))
+        return refuse(m, WX_EC_MINUTE_QUOTA);
+    int64_t id;
+    unsigned char mac[WX_CRED_MAC];
     struct wx_grant g;
-    int rc = s->ops->grant_get(s, m->id, &g);
+    if (wx_cred_parse(&m->p->keys, WX_CRED_REFRESH, wx_slice_cstr(rt), &id, mac))
+        return refuse(m, WX_EC_INVALID_REFRESH);
+    int rc = s->ops->grant_get(s, id, &g);
     if (rc && rc != WX_ERR_NOTFOUND)
         return -1;
-    if (rc || sodium_memcmp(g.mac, m->mac, WX_CRED_MAC) != 0 || g.app_id != m->app.id ||
-        g.revoked) {
-        m->errcode = WX_EC_INVALID_REFRESH;
-        return 0;
-    }
-    if (g.expires <= m->now) {
-        m->errcode = WX_EC_REFRESH_EXPIRED;
-        return 0;
-    }
+    if (rc || sodium_memcmp(g.mac, mac, WX_CRED_MAC) != 0 || g.app_id != m->app.id ||
+        g.revoked)
+        return refuse(m, WX_EC_INVALID_REFRESH);
+    if (g.expires <= m->now)
+        return refuse(m, WX_EC_REFRESH_EXPIRED);
+    m->refresh_token = rt;
     m->user_id = g.user_id;
     m->scope = g.scope;
     m->snapshot = g.snapshot;
@@ -163,6 +192,7 @@ static int refresh_run(struct mint_job *m, struct wx_store *s)
 static int mint_run(struct wx_job *j, struct wx_store *s)
 {
     struct mint_job *m = (struct mint_job *)j;
+    m->errcode = 0;
     return m->refresh ? refresh_run(m, s) : exchange_run(m, s);
 }
 
@@ -184,7 +214,7 @@ static void mint_done(struct wx_job *j, int committed)
         char unionid[WX_OPENID_LEN + 1];
         wx_cred_format(WX_CRED_ACCESS, &m->access, m->access_id, access);
         if (m->refresh)
-            memcpy(refresh, m->refresh_token, sizeof refresh);
+            snprintf(refresh, sizeof refresh, "%s", m->refresh_token);
         else
             wx_cred_format(WX_CRED_REFRESH, &m->grant, m->grant_id, refresh);
         wx_p_openid(m->p, &m->app, m->user_id, openid);
@@ -203,16 +233,22 @@ static void mint_done(struct wx_job *j, int committed)
         sodium_memzero(access, sizeof access);
         sodium_memzero(refresh, sizeof refresh);
     }
+    wx_query_free(&m->q);
     sodium_memzero(m, sizeof *m);
     free(m);
     wx_p_resume(req);
 }
 
-static void submit_mint(struct wx_provider *p, struct wx_http_req *req, const struct wx_app *app,
-                        int64_t id, const unsigned char mac[WX_CRED_MAC], const char *refresh)
+/* Parses the request, applies faults, and hands everything else to the writer. */
+static void submit_mint(struct wx_provider *p, struct wx_http_req *req, const char *route,
+                        int refresh)
 {
+    struct wx_query q;
+    if (wx_p_front(p, req, &q, route, WX_API_SNS))
+        return;
     struct mint_job *m = calloc(1, sizeof(*m));
     if (!m) {
+        wx_query_free(&q);
         wx_p_json_error(p, req, WX_EC_SYSTEM, WX_API_SNS);
         return;
     }
@@ -220,82 +256,21 @@ static void submit_mint(struct wx_provider *p, struct wx_http_req *req, const st
     m->job.done = mint_done;
     m->p = p;
     m->req = req;
-    m->app = *app;
+    m->q = q;
+    m->refresh = refresh;
     m->now = wx_p_now(p);
-    m->id = id;
-    memcpy(m->mac, mac, WX_CRED_MAC);
-    if (refresh) {
-        m->refresh = 1;
-        memcpy(m->refresh_token, refresh, strlen(refresh) + 1);
-    }
     wx_http_suspend(req);
     wx_writer_submit(p->writer, &m->job);
 }
 
 void wx_route_sns_token(struct wx_provider *p, struct wx_http_req *req)
 {
-    struct wx_query q;
-    struct wx_app app;
-    int ec, dup = 0;
-    if (wx_p_front(p, req, &q, "sns/oauth2/access_token", WX_API_SNS))
-        return;
-    if ((ec = wx_p_check_app(p, &q, &app)) || (ec = wx_p_check_secret(p, &q, &app)))
-        goto fail;
-    const char *code = wx_p_param(&q, "code", &dup);
-    if (!code || !*code) {
-        ec = dup ? WX_EC_INVALID_CODE : WX_EC_CODE_MISSING;
-        goto fail;
-    }
-    if ((ec = wx_p_check_grant_type(&q, "authorization_code")))
-        goto fail;
-    if (wx_p_rate_exceeded(p, app.id)) {
-        ec = WX_EC_MINUTE_QUOTA;
-        goto fail;
-    }
-    int64_t id;
-    unsigned char mac[WX_CRED_MAC];
-    if (wx_cred_parse(&p->keys, WX_CRED_CODE, wx_slice_cstr(code), &id, mac)) {
-        ec = WX_EC_INVALID_CODE;
-        goto fail;
-    }
-    submit_mint(p, req, &app, id, mac, NULL);
-    wx_query_free(&q);
-    return;
-fail:
-    wx_p_json_error(p, req, ec, WX_API_SNS);
-    wx_query_free(&q);
+    submit_mint(p, req, "sns/oauth2/access_token", 0);
 }
 
 void wx_route_sns_refresh(struct wx_provider *p, struct wx_http_req *req)
 {
-    struct wx_query q;
-    struct wx_app app;
-    int ec, dup = 0;
-    if (wx_p_front(p, req, &q, "sns/oauth2/refresh_token", WX_API_SNS))
-        return;
-    if ((ec = wx_p_check_app(p, &q, &app)) || (ec = wx_p_check_grant_type(&q, "refresh_token")))
-        goto fail;
-    const char *rt = wx_p_param(&q, "refresh_token", &dup);
-    if (!rt || !*rt) {
-        ec = dup ? WX_EC_INVALID_REFRESH : WX_EC_REFRESH_MISSING;
-        goto fail;
-    }
-    if (wx_p_rate_exceeded(p, app.id)) {
-        ec = WX_EC_MINUTE_QUOTA;
-        goto fail;
-    }
-    int64_t id;
-    unsigned char mac[WX_CRED_MAC];
-    if (wx_cred_parse(&p->keys, WX_CRED_REFRESH, wx_slice_cstr(rt), &id, mac)) {
-        ec = WX_EC_INVALID_REFRESH;
-        goto fail;
-    }
-    submit_mint(p, req, &app, id, mac, rt);
-    wx_query_free(&q);
-    return;
-fail:
-    wx_p_json_error(p, req, ec, WX_API_SNS);
-    wx_query_free(&q);
+    submit_mint(p, req, "sns/oauth2/refresh_token", 1);
 }
 
 /*
