@@ -91,6 +91,20 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
+/*
+ * Closes the database after a command. After a change, waits a little longer than a running
+ * provider may keep reading an older snapshot (WX_SNAPSHOT_NS), so that when the command returns
+ * the change is in force everywhere.
+ */
+static void close_db(struct wx_store *s, const char *sub, int rc)
+{
+    s->ops->close(s);
+    if (rc == 0 && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0) {
+        struct timespec ts = {0, 2 * WX_SNAPSHOT_NS};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int open_db(const struct opts *o, struct wx_store **s, struct wx_keys *k)
 {
     char err[512] = "";
@@ -317,7 +331,7 @@ int wx_cmd_app(int argc, char **argv)
     if (rc == 1)
         fprintf(stderr, "wxauth app %s: the database failed\n", sub);
     sodium_memzero(&k, sizeof k);
-    s->ops->close(s);
+    close_db(s, sub, rc);
     return rc;
 }
 
@@ -412,6 +426,6 @@ int wx_cmd_user(int argc, char **argv)
                 fprintf(stderr, "wxauth user snapshot: no user %s\n", o.pos[0]);
         }
     }
-    s->ops->close(s);
+    close_db(s, sub, rc);
     return rc;
 }

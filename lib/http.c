@@ -104,7 +104,7 @@ static void page_headers(struct wx_http_req *req)
     set_static(req, "X-Frame-Options", "DENY");
     set_static(req, "Content-Security-Policy",
                "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-                       "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'");
+               "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'");
     set_static(req, "Referrer-Policy", "no-referrer");
     set_static(req, "Cache-Control", "no-store");
     set_static(req, "X-Content-Type-Options", "nosniff");

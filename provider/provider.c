@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
-#include <sodium/randombytes_internal_random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +208,29 @@ static void route_index(struct wx_provider *p, struct wx_http_req *req)
     wx_http_redirect(req, 302, "/sandbox/home");
 }
 
+/*
+ * The HTTP thread reads through one open read transaction, reused from request to request
+ * while it is current: until the writer commits (its commit counter moves) and at most
+ * WX_SNAPSHOT_NS after it began, so a change from another process (the CLI) is seen within
+ * that bound — the CLI waits longer than that before it returns. Opening a read transaction
+ * costs SQLite a lock round trip (two fcntl calls); most requests now pay none.
+ */
+static void read_snapshot(struct wx_provider *p)
+{
+    uint64_t commits = 0, jobs = 0;
+    int64_t now = wx_mono_ns();
+    wx_writer_stats(p->writer, &commits, &jobs);
+    if (p->snap_open && (commits != p->snap_commits || now - p->snap_ns > WX_SNAPSHOT_NS)) {
+        p->rd->ops->read_end(p->rd);
+        p->snap_open = 0;
+    }
+    if (!p->snap_open) {
+        p->snap_commits = commits;
+        p->snap_ns = now;
+        p->snap_open = p->rd->ops->read_begin(p->rd) == WX_OK;
+    }
+}
+
 static const struct route routes[] = {
     {"GET", "/connect/oauth2/authorize", 0, "authorize", wx_route_authorize},
     {"POST", "/connect/oauth2/authorize/confirm", 0, "authorize/confirm", wx_route_consent},
@@ -243,9 +265,8 @@ static void handle(struct wx_http_req *req, void *ud)
             !(!strcmp(r->method, "GET") && !strcmp(req->method, "HEAD")))
             continue;
         req->route = r->label;
-        p->rd->ops->read_begin(p->rd);
+        read_snapshot(p);
         r->fn(p, req);
-        p->rd->ops->read_end(p->rd);
         return;
     }
     req->route = NULL;
@@ -400,11 +421,6 @@ int wx_provider_main(int argc, char **argv)
     char err[512], host[64];
     int npos = 0, port = 0, rc = 1;
     struct wx_store *wr = NULL;
-    /*
-     * libsodium's user-space ChaCha20 generator, seeded from the kernel (and reseeded after a
-     * fork): a CSPRNG without a getrandom() system call per code and token.
-     */
-    randombytes_set_implementation(&randombytes_internal_implementation);
     if (wx_init() || wx_cfg_init(&p->cfg, directives, sizeof directives / sizeof directives[0])) {
         fprintf(stderr, "wxauth provider: initialisation failed\n");
         return 1;

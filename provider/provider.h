@@ -29,6 +29,7 @@
 #define WX_MAX_FAULTS  16
 #define WX_MAX_ISSUE   100000 /* credentials minted by one /admin/issue call */
 #define WX_RATE_SLOTS  1024
+#define WX_SNAPSHOT_NS 10000000LL /* a read snapshot is reused for at most 10 ms */
 
 /* Fault injection: the next `remaining` calls of `endpoint` answer errcode and/or wait. */
 struct wx_fault {
@@ -62,6 +63,10 @@ struct wx_provider {
     pthread_mutex_t mu; /* faults and rate counters */
     struct wx_fault faults[WX_MAX_FAULTS];
     struct wx_rate rates[WX_RATE_SLOTS];
+    /* the HTTP thread's read snapshot (see read_snapshot in provider.c) */
+    int snap_open;
+    uint64_t snap_commits;
+    int64_t snap_ns;
 };
 
 /* Entry point of `wxauth provider`. */

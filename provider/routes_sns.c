@@ -177,8 +177,7 @@ static int refresh_run(struct mint_job *m, struct wx_store *s)
     int rc = s->ops->grant_get(s, id, &g);
     if (rc && rc != WX_ERR_NOTFOUND)
         return -1;
-    if (rc || sodium_memcmp(g.mac, mac, WX_CRED_MAC) != 0 || g.app_id != m->app.id ||
-        g.revoked)
+    if (rc || sodium_memcmp(g.mac, mac, WX_CRED_MAC) != 0 || g.app_id != m->app.id || g.revoked)
         return refuse(m, WX_EC_INVALID_REFRESH);
     if (g.expires <= m->now)
         return refuse(m, WX_EC_REFRESH_EXPIRED);
