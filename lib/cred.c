@@ -81,16 +81,28 @@ static void base62_encode(const unsigned char in[RAW_LEN], char out[CODE_LEN + 1
     out[CODE_LEN] = '\0';
 }
 
+/* Digit value of a base62 character, or -1. */
+static int b62_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 36;
+    return -1;
+}
+
 static int base62_decode(struct wx_slice s, unsigned char out[RAW_LEN])
 {
     if (s.len != CODE_LEN)
         return WX_ERR_SYNTAX;
     unsigned char num[RAW_LEN + 1] = {0};
     for (size_t p = 0; p < CODE_LEN; p++) {
-        const char *d = memchr(b62, s.ptr[p], 62);
-        if (!d || !s.ptr[p])
+        int d = b62_digit((unsigned char)s.ptr[p]);
+        if (d < 0)
             return WX_ERR_SYNTAX;
-        unsigned carry = (unsigned)(d - b62);
+        unsigned carry = (unsigned)d;
         for (int i = RAW_LEN; i >= 0; i--) {
             unsigned cur = num[i] * 62u + carry;
             num[i] = (unsigned char)(cur & 0xff);
