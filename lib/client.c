@@ -23,10 +23,45 @@ struct wx_client {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_ok;
+/* Each thread keeps one libcurl handle, so its connections to WeChat stay open between calls. */
+static pthread_key_t handle_key;
+
+static void handle_free(void *h)
+{
+    curl_easy_cleanup(h);
+}
 
 static void curl_init_once(void)
 {
-    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK &&
+              pthread_key_create(&handle_key, handle_free) == 0;
+}
+
+/* This thread's handle, with every option reset (its connection cache stays). */
+static CURL *thread_handle(void)
+{
+    CURL *h = pthread_getspecific(handle_key);
+    if (h) {
+        curl_easy_reset(h);
+        return h;
+    }
+    h = curl_easy_init();
+    if (h && pthread_setspecific(handle_key, h) != 0) {
+        curl_easy_cleanup(h);
+        h = NULL;
+    }
+    return h;
+}
+
+void wx_client_thread_done(void)
+{
+    if (!curl_ok)
+        return;
+    CURL *h = pthread_getspecific(handle_key);
+    if (h) {
+        pthread_setspecific(handle_key, NULL);
+        curl_easy_cleanup(h);
+    }
 }
 
 static void set_err(struct wx_error *err, int errcode, const char *fmt, ...)
@@ -310,12 +345,10 @@ static int http_get(const struct wx_client *c, const char *path, const char *que
         set_err(err, -1, "request URL too long");
         return WX_ERR_LIMIT;
     }
-    CURL *h = curl_easy_init();
+    CURL *h = thread_handle();
     struct curl_slist *connect_to = NULL;
-    if (h && c->connect_to && !(connect_to = curl_slist_append(NULL, c->connect_to))) {
-        curl_easy_cleanup(h);
+    if (h && c->connect_to && !(connect_to = curl_slist_append(NULL, c->connect_to)))
         h = NULL;
-    }
     if (!h) {
         wx_buf_free(&url);
         set_err(err, -1, "out of memory");
@@ -342,7 +375,8 @@ static int http_get(const struct wx_client *c, const char *path, const char *que
     curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, NULL);
     curl_slist_free_all(connect_to);
     sodium_memzero(url.ptr, url.len);
     wx_buf_free(&url);

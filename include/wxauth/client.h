@@ -57,6 +57,12 @@ struct wx_client;
 /* Creates a client; copies every string of cfg (the state keys stay borrowed). */
 int wx_client_new(const struct wx_client_config *cfg, struct wx_client **out, struct wx_error *err);
 void wx_client_free(struct wx_client *c);
+/*
+ * Calls reuse one libcurl handle per thread, so connections to WeChat stay open between calls
+ * (libcurl never reuses a connection across different TLS settings). A thread that is about to
+ * exit may release its handle now; threads that end are cleaned up automatically.
+ */
+void wx_client_thread_done(void);
 
 struct wx_authorize_params {
     const char *redirect_uri; /* absolute, not yet encoded: encoded exactly once here */
