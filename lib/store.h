@@ -96,6 +96,8 @@ struct wx_store_ops {
     int (*batch_begin)(struct wx_store *s);
     int (*batch_commit)(struct wx_store *s);
     void (*batch_rollback)(struct wx_store *s);
+    /* Moves committed writes from the log into the database without blocking (optional). */
+    int (*checkpoint)(struct wx_store *s);
     /* Groups the reads of one request (one snapshot, one lock round trip); no writes inside. */
     int (*read_begin)(struct wx_store *s);
     void (*read_end)(struct wx_store *s);

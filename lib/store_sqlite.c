@@ -32,6 +32,7 @@ enum {
     Q_CODE_GET,
     Q_CODE_USE,
     Q_CODE_REVOKE,
+    Q_GRANT_REVOKED,
     Q_GRANT_INS,
     Q_GRANT_GET,
     Q_ACCESS_INS,
@@ -78,16 +79,18 @@ static const char *const sql[Q_COUNT] = {
     [Q_CODE_GET] = "SELECT mac,app_id,user_id,scope,snapshot,expires,used FROM codes WHERE id=?1",
     [Q_CODE_USE] = "UPDATE codes SET used=?2 WHERE id=?1 AND used=0",
     [Q_CODE_REVOKE] = "UPDATE grants SET revoked=1 WHERE id=?1",
+    [Q_GRANT_REVOKED] = "INSERT OR IGNORE INTO revoked_grants(grant_id) VALUES(?1)",
     [Q_GRANT_INS] = "INSERT INTO grants(mac,app_id,user_id,code_id,scope,snapshot,created,expires)"
                     " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [Q_GRANT_GET] = "SELECT mac,app_id,user_id,code_id,scope,snapshot,created,expires,revoked "
                     "FROM grants WHERE id=?1",
-    [Q_ACCESS_INS] = "INSERT INTO access(mac,grant_id,app_id,user_id,scope,expires) "
-                     "VALUES(?1,?2,?3,?4,?5,?6)",
+    [Q_ACCESS_INS] = "INSERT INTO access(mac,grant_id,app_id,user_id,scope,expires,snapshot) "
+                     "VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    /* Revoked grants sit in a small table of their own: the hot lookup stays one row read. */
     [Q_ACCESS_GET] =
-        "SELECT a.mac,a.grant_id,a.app_id,a.user_id,a.scope,a.expires,"
-        "a.revoked OR IFNULL(g.revoked,1),IFNULL(g.snapshot,0) FROM access a LEFT JOIN grants g "
-        "ON g.id=a.grant_id WHERE a.id=?1",
+        "SELECT a.mac,a.grant_id,a.app_id,a.user_id,a.scope,a.expires,a.revoked OR EXISTS("
+        "SELECT 1 FROM revoked_grants r WHERE r.grant_id=a.grant_id),a.snapshot FROM access a "
+        "WHERE a.id=?1",
     [Q_BASIC_SHORTEN] = "UPDATE basic SET expires=MIN(expires,?2) WHERE app_id=?1",
     [Q_BASIC_INS] = "INSERT INTO basic(mac,app_id,expires) VALUES(?1,?2,?3)",
     [Q_BASIC_GET] = "SELECT mac,app_id,expires FROM basic WHERE id=?1",
@@ -123,10 +126,12 @@ static const char schema[] =
     "DROP INDEX IF EXISTS grants_code;"
     "CREATE TABLE IF NOT EXISTS access(id INTEGER PRIMARY KEY, mac BLOB NOT NULL,"
     " grant_id INTEGER NOT NULL, app_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
-    " scope INTEGER NOT NULL, expires INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);"
+    " scope INTEGER NOT NULL, expires INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,"
+    " snapshot INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS basic(id INTEGER PRIMARY KEY, mac BLOB NOT NULL,"
     " app_id INTEGER NOT NULL, expires INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS basic_app ON basic(app_id);"
+    "CREATE TABLE IF NOT EXISTS revoked_grants(grant_id INTEGER PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS consents(user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,"
     " at INTEGER NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;";
@@ -225,6 +230,13 @@ static void sq_batch_rollback(struct wx_store *s)
 {
     if (!sqlite3_get_autocommit(SQ(s)->db))
         run(stmt(s, Q_ROLLBACK));
+}
+
+static int sq_checkpoint(struct wx_store *s)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(SQ(s)->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    return rc == SQLITE_OK && done >= log ? WX_OK : WX_ERR_STORE;
 }
 
 /*
@@ -359,8 +371,15 @@ static int sq_app_delete(struct wx_store *s, int64_t id)
 {
     static const char *const tables[] = {"follows", "consents", "codes",
                                          "access",  "grants",   "basic"};
-    char text[128];
+    char text[192];
     int rc = exec(s, "SAVEPOINT del");
+    if (rc == WX_OK) {
+        snprintf(text, sizeof text,
+                 "DELETE FROM revoked_grants WHERE grant_id IN (SELECT id FROM grants WHERE "
+                 "app_id=%lld)",
+                 (long long)id);
+        rc = exec(s, text);
+    }
     for (size_t i = 0; rc == WX_OK && i < sizeof tables / sizeof tables[0]; i++) {
         snprintf(text, sizeof text, "DELETE FROM %s WHERE app_id=%lld", tables[i], (long long)id);
         rc = exec(s, text);
@@ -406,9 +425,10 @@ static int sq_app_set_secret(struct wx_store *s, int64_t id, const unsigned char
     if (rc == WX_OK) {
         char text[256];
         snprintf(text, sizeof text,
-                 "UPDATE grants SET revoked=1 WHERE app_id=%lld; DELETE FROM basic WHERE "
-                 "app_id=%lld;",
-                 (long long)id, (long long)id);
+                 "UPDATE grants SET revoked=1 WHERE app_id=%lld; INSERT OR IGNORE INTO "
+                 "revoked_grants SELECT id FROM grants WHERE app_id=%lld; DELETE FROM basic "
+                 "WHERE app_id=%lld;",
+                 (long long)id, (long long)id, (long long)id);
         rc = exec(s, text);
     }
     if (rc)
@@ -570,6 +590,10 @@ static int sq_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
             return WX_ERR_STORE;
         sqlite3_bind_int64(q, 1, used);
         rc = run(q);
+        if (rc == WX_OK && (q = stmt(s, Q_GRANT_REVOKED)) != NULL) {
+            sqlite3_bind_int64(q, 1, used);
+            rc = run(q);
+        }
         return rc ? rc : WX_ERR_CONFLICT;
     }
     if (expires <= now)
@@ -641,6 +665,7 @@ static int sq_access_insert(struct wx_store *s, struct wx_access *a)
     sqlite3_bind_int64(q, 4, a->user_id);
     sqlite3_bind_int(q, 5, a->scope);
     sqlite3_bind_int64(q, 6, a->expires);
+    sqlite3_bind_int(q, 7, a->snapshot);
     int rc = run(q);
     if (rc == WX_OK)
         a->id = sqlite3_last_insert_rowid(SQ(s)->db);
@@ -771,9 +796,11 @@ static int sq_purge(struct wx_store *s, int64_t now, int limit, int64_t *deleted
     for (size_t i = 0; rc == WX_OK && i < 3; i++)
         rc = purge_oldest(s, tables[i], now, limit, deleted);
     if (rc == WX_OK) {
-        char text[160];
+        char text[320];
         snprintf(text, sizeof text,
-                 "DELETE FROM basic WHERE expires < %lld; DELETE FROM nonces WHERE expires < %lld",
+                 "DELETE FROM basic WHERE expires < %lld; DELETE FROM nonces WHERE expires < %lld;"
+                 "DELETE FROM revoked_grants WHERE grant_id < (SELECT IFNULL(MIN(id), "
+                 "9223372036854775807) FROM grants)",
                  (long long)now, (long long)now);
         rc = exec(s, text);
     }
@@ -787,6 +814,7 @@ static const struct wx_store_ops sqlite_ops = {
     .batch_begin = sq_batch_begin,
     .batch_commit = sq_batch_commit,
     .batch_rollback = sq_batch_rollback,
+    .checkpoint = sq_checkpoint,
     .read_begin = sq_read_begin,
     .read_end = sq_read_end,
     .master_key = sq_master_key,
@@ -840,6 +868,9 @@ int wx_store_open_sqlite(struct wx_store **out, const char *path, char *err, siz
         snprintf(err, errsz, "cannot initialise database %s: %s", path, sqlite3_errmsg(d->db));
         goto fail;
     }
+    /* Databases created before access.snapshot existed (the error "duplicate column" is fine). */
+    sqlite3_exec(d->db, "ALTER TABLE access ADD COLUMN snapshot INTEGER NOT NULL DEFAULT 0", NULL,
+                 NULL, NULL);
     *out = &d->base;
     return WX_OK;
 fail:

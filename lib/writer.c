@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "writer.h"
 
@@ -114,9 +115,39 @@ static void run_batch(struct wx_writer *w, struct wx_job *batch)
     }
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * When the queue runs dry after writes, copy the log back into the database (SQLite's WAL
+ * checkpoint; at most every WX_CHECKPOINT_MS). Otherwise the last writes before a quiet spell
+ * stay in the log, and every read has to look there first.
+ */
+static void maybe_checkpoint(struct wx_writer *w, uint64_t *seen, int64_t *last)
+{
+    uint64_t commits = atomic_load(&w->batches);
+    if (commits == *seen || !w->store->ops->checkpoint)
+        return;
+    pthread_mutex_lock(&w->mu);
+    int idle = w->head == NULL;
+    pthread_mutex_unlock(&w->mu);
+    int64_t now = mono_ms();
+    if (!idle || now - *last < WX_CHECKPOINT_MS)
+        return;
+    if (w->store->ops->checkpoint(w->store) == WX_OK)
+        *seen = commits;
+    *last = now;
+}
+
 static void *writer_main(void *arg)
 {
     struct wx_writer *w = arg;
+    uint64_t checkpointed = 0;
+    int64_t last_checkpoint = 0;
     for (;;) {
         int stop = 0;
         struct wx_job *batch = take_batch(w, &stop);
@@ -124,6 +155,7 @@ static void *writer_main(void *arg)
             run_batch(w, batch);
         if (stop)
             break;
+        maybe_checkpoint(w, &checkpointed, &last_checkpoint);
     }
     return NULL;
 }

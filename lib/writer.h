@@ -11,6 +11,8 @@
 
 #include "store.h"
 
+#define WX_CHECKPOINT_MS 200 /* the writer checkpoints when idle, at most this often */
+
 struct wx_job {
     /*
      * Runs on the writer thread inside the batch's transaction; returns 0 to keep its writes,

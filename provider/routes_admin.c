@@ -274,6 +274,7 @@ static int op_issue(struct admin_job *a, struct wx_store *s)
         ac.user_id = uid;
         ac.scope = scope;
         ac.expires = now + WX_ACCESS_TTL;
+        ac.snapshot = u.snapshot;
         if (s->ops->access_insert(s, &ac))
             return -1;
         wx_cred_format(WX_CRED_ACCESS, &c1, ac.id, s1);

@@ -106,6 +106,7 @@ static int mint_access(struct mint_job *m, struct wx_store *s, int64_t grant_id)
     a.user_id = m->user_id;
     a.scope = m->scope;
     a.expires = m->now + WX_ACCESS_TTL;
+    a.snapshot = m->snapshot;
     if (s->ops->access_insert(s, &a))
         return -1;
     m->access_id = a.id;
