@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -515,6 +517,86 @@ static void test_basic(void **state)
     wx_client_free(ns);
 }
 
+/* ---- the basic-token cache ---- */
+
+struct cache_thread {
+    struct wx_basic_cache *bc;
+    char token[WX_MAX_TOKEN + 1];
+    int rc;
+};
+
+static void *cache_worker(void *arg)
+{
+    struct cache_thread *t = arg;
+    struct wx_error err = {0};
+    t->rc = wx_basic_cache_get(t->bc, t->token, &err);
+    return NULL;
+}
+
+static void test_basic_cache_threads(void **state)
+{
+    (void)state;
+    struct wx_basic_cache *bc = NULL;
+    struct cache_thread t[8];
+    pthread_t th[8];
+    assert_int_equal(wx_basic_cache_new(g.c, NULL, 0, &bc), WX_OK);
+    for (int i = 0; i < 8; i++) {
+        t[i].bc = bc;
+        assert_int_equal(pthread_create(&th[i], NULL, cache_worker, &t[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].rc, WX_OK);
+        assert_string_equal(t[i].token, t[0].token);
+    }
+    assert_int_equal(wx_basic_cache_fetches(bc), 1); /* one refresher for eight callers */
+    /* invalidation forces exactly one new fetch, and a new token */
+    char again[WX_MAX_TOKEN + 1];
+    struct wx_error err = {0};
+    wx_basic_cache_invalidate(bc);
+    assert_int_equal(wx_basic_cache_get(bc, again, &err), WX_OK);
+    assert_int_equal(wx_basic_cache_fetches(bc), 2);
+    assert_string_not_equal(again, t[0].token);
+    wx_basic_cache_free(bc);
+}
+
+/* Four processes share one lock file: one of them fetches, the others read its token. */
+static void test_basic_cache_processes(void **state)
+{
+    (void)state;
+    char lock[400], tokens[4][WX_MAX_TOKEN + 1];
+    int fds[4][2];
+    pid_t pids[4];
+    snprintf(lock, sizeof lock, "%s/basic.lock", g.dir);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pipe(fds[i]), 0);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            struct wx_basic_cache *bc = NULL;
+            struct wx_error err = {0};
+            char tok[WX_MAX_TOKEN + 1] = "";
+            close(fds[i][0]);
+            if (wx_basic_cache_new(g.c, lock, 0, &bc) == WX_OK &&
+                wx_basic_cache_get(bc, tok, &err) == WX_OK)
+                (void)!write(fds[i][1], tok, strlen(tok));
+            _exit(0);
+        }
+        close(fds[i][1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = read(fds[i][0], tokens[i], WX_MAX_TOKEN);
+        close(fds[i][0]);
+        waitpid(pids[i], NULL, 0);
+        assert_true(n > 0);
+        tokens[i][n] = '\0';
+        assert_string_equal(tokens[i], tokens[0]);
+    }
+    struct stat st;
+    assert_int_equal(stat(lock, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
 /* ---- faults and retries ---- */
 
 static void exchanged(const char *scope, struct wx_token *t)
@@ -665,6 +747,8 @@ int main(void)
         cmocka_unit_test_setup(test_userinfo, each_setup),
         cmocka_unit_test_setup(test_check_token, each_setup),
         cmocka_unit_test_setup(test_basic, each_setup),
+        cmocka_unit_test_setup(test_basic_cache_threads, each_setup),
+        cmocka_unit_test_setup(test_basic_cache_processes, each_setup),
         cmocka_unit_test_setup(test_refresh_retried_on_system_error, each_setup),
         cmocka_unit_test_setup(test_refresh_retried_on_45011, each_setup),
         cmocka_unit_test_setup(test_exchange_not_retried, each_setup),
