@@ -504,31 +504,43 @@ static int sq_user_set_snapshot(struct wx_store *s, int64_t id, int snapshot)
     return rc == WX_OK && sqlite3_changes(SQ(s)->db) == 0 ? WX_ERR_NOTFOUND : rc;
 }
 
-static int sq_follow_set(struct wx_store *s, int64_t user_id, int64_t app_id, int on, int64_t now)
+/* Runs q with (a, b[, c]) bound; for the (user, app) tables. */
+static int pair_run(struct wx_store *s, int qi, int64_t a, int64_t b, const int64_t *c)
 {
-    sqlite3_stmt *q = stmt(s, on ? Q_FOLLOW_ON : Q_FOLLOW_OFF);
+    sqlite3_stmt *q = stmt(s, qi);
     if (!q)
         return WX_ERR_STORE;
-    sqlite3_bind_int64(q, 1, user_id);
-    sqlite3_bind_int64(q, 2, app_id);
-    if (on)
-        sqlite3_bind_int64(q, 3, now);
+    sqlite3_bind_int64(q, 1, a);
+    sqlite3_bind_int64(q, 2, b);
+    if (c)
+        sqlite3_bind_int64(q, 3, *c);
     return run(q);
+}
+
+/* Reads the one integer that q returns for (a, b). */
+static int pair_get(struct wx_store *s, int qi, int64_t a, int64_t b, int64_t *out)
+{
+    sqlite3_stmt *q = stmt(s, qi);
+    if (!q)
+        return WX_ERR_STORE;
+    sqlite3_bind_int64(q, 1, a);
+    sqlite3_bind_int64(q, 2, b);
+    int rc = row(q);
+    if (rc == WX_OK) {
+        *out = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+    }
+    return rc;
+}
+
+static int sq_follow_set(struct wx_store *s, int64_t user_id, int64_t app_id, int on, int64_t now)
+{
+    return pair_run(s, on ? Q_FOLLOW_ON : Q_FOLLOW_OFF, user_id, app_id, on ? &now : NULL);
 }
 
 static int sq_follow_get(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *since)
 {
-    sqlite3_stmt *q = stmt(s, Q_FOLLOW_GET);
-    if (!q)
-        return WX_ERR_STORE;
-    sqlite3_bind_int64(q, 1, user_id);
-    sqlite3_bind_int64(q, 2, app_id);
-    int rc = row(q);
-    if (rc == WX_OK) {
-        *since = sqlite3_column_int64(q, 0);
-        sqlite3_reset(q);
-    }
-    return rc;
+    return pair_get(s, Q_FOLLOW_GET, user_id, app_id, since);
 }
 
 static int sq_follow_list(struct wx_store *s, int64_t user_id, wx_app_cb cb, void *ud)
@@ -736,28 +748,12 @@ static int sq_basic_get(struct wx_store *s, int64_t id, struct wx_basic *b)
 
 static int sq_consent_set(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t now)
 {
-    sqlite3_stmt *q = stmt(s, Q_CONSENT_SET);
-    if (!q)
-        return WX_ERR_STORE;
-    sqlite3_bind_int64(q, 1, user_id);
-    sqlite3_bind_int64(q, 2, app_id);
-    sqlite3_bind_int64(q, 3, now);
-    return run(q);
+    return pair_run(s, Q_CONSENT_SET, user_id, app_id, &now);
 }
 
 static int sq_consent_get(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *at)
 {
-    sqlite3_stmt *q = stmt(s, Q_CONSENT_GET);
-    if (!q)
-        return WX_ERR_STORE;
-    sqlite3_bind_int64(q, 1, user_id);
-    sqlite3_bind_int64(q, 2, app_id);
-    int rc = row(q);
-    if (rc == WX_OK) {
-        *at = sqlite3_column_int64(q, 0);
-        sqlite3_reset(q);
-    }
-    return rc;
+    return pair_get(s, Q_CONSENT_GET, user_id, app_id, at);
 }
 
 static int sq_nonce_use(struct wx_store *s, const unsigned char nonce[16], int64_t expires)
