@@ -303,6 +303,15 @@ static void on_done(struct wx_http_req *req, void *ud)
             (long long)((wx_mono_ns() - req->start_ns) / 1000), req->peer[0] ? req->peer : "-");
 }
 
+void wx_p_submit(struct wx_provider *p, struct wx_http_req *req, struct wx_job *job,
+                 int (*run)(struct wx_job *, struct wx_store *), void (*done)(struct wx_job *, int))
+{
+    job->run = run;
+    job->done = done;
+    wx_http_suspend(req);
+    wx_writer_submit(p->writer, job);
+}
+
 void wx_p_resume(struct wx_http_req *req)
 {
     wx_http_resume(req);

@@ -101,6 +101,13 @@ int wx_p_fault(struct wx_provider *p, struct wx_http_req *req, const char *route
                int *double_redirect);
 /* Counts one call for app; returns 1 when over the per-minute limit. */
 int wx_p_rate_exceeded(struct wx_provider *p, int64_t app_id);
+/*
+ * Hands a write to the group-commit writer: suspends the request until done() has filled its
+ * response (after the commit) and resumed it with wx_p_resume().
+ */
+void wx_p_submit(struct wx_provider *p, struct wx_http_req *req, struct wx_job *job,
+                 int (*run)(struct wx_job *, struct wx_store *),
+                 void (*done)(struct wx_job *, int));
 /* Finishes a suspended request from the writer thread. */
 void wx_p_resume(struct wx_http_req *req);
 /* The signed-in sandbox user (sealed cookie), or 0. */

@@ -83,8 +83,6 @@ static void submit(struct wx_provider *p, struct wx_http_req *req, json_t *in, i
         reply(req, 503, error_body("out of memory"));
         return;
     }
-    a->job.run = admin_run;
-    a->job.done = admin_done;
     a->p = p;
     a->req = req;
     a->in = in;
@@ -92,8 +90,7 @@ static void submit(struct wx_provider *p, struct wx_http_req *req, json_t *in, i
     if (appid)
         snprintf(a->appid, sizeof a->appid, "%s", appid);
     a->op = op;
-    wx_http_suspend(req);
-    wx_writer_submit(p->writer, &a->job);
+    wx_p_submit(p, req, &a->job, admin_run, admin_done);
 }
 
 static const char *jstr(json_t *o, const char *key)

@@ -74,14 +74,11 @@ void wx_route_cgi_token(struct wx_provider *p, struct wx_http_req *req)
         ec = WX_EC_SYSTEM;
         goto fail;
     }
-    b->job.run = basic_run;
-    b->job.done = basic_done;
     b->p = p;
     b->req = req;
     b->app_id = app.id;
     b->now = wx_p_now(p);
-    wx_http_suspend(req);
-    wx_writer_submit(p->writer, &b->job);
+    wx_p_submit(p, req, &b->job, basic_run, basic_done);
     wx_query_free(&q);
     return;
 fail:

@@ -267,8 +267,6 @@ static void submit_issue(struct wx_provider *p, struct wx_http_req *req, const s
         page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Out of memory.");
         return;
     }
-    ij->job.run = issue_run;
-    ij->job.done = issue_done;
     ij->p = p;
     ij->req = req;
     ij->app_id = a->app.id;
@@ -286,8 +284,7 @@ static void submit_issue(struct wx_provider *p, struct wx_http_req *req, const s
         ij->use_nonce = 1;
         memcpy(ij->nonce, nonce, 16);
     }
-    wx_http_suspend(req);
-    wx_writer_submit(p->writer, &ij->job);
+    wx_p_submit(p, req, &ij->job, issue_run, issue_done);
 }
 
 /* ---- the consent page ---- */

@@ -163,16 +163,13 @@ static void login_post(struct wx_provider *p, struct wx_http_req *req)
             if (!l) {
                 wx_page_error(req, 503, WX_EC_SYSTEM, "系统繁忙", "Out of memory.");
             } else {
-                l->job.run = login_run;
-                l->job.done = login_done;
                 l->p = p;
                 l->req = req;
                 memcpy(l->nonce, t.nonce, 16);
                 l->expires = t.expires;
                 l->user_id = id;
                 snprintf(l->next, sizeof l->next, "%s", next);
-                wx_http_suspend(req);
-                wx_writer_submit(p->writer, &l->job);
+                wx_p_submit(p, req, &l->job, login_run, login_done);
             }
         }
     } else {

@@ -252,15 +252,12 @@ static void submit_mint(struct wx_provider *p, struct wx_http_req *req, const ch
         wx_p_json_error(p, req, WX_EC_SYSTEM, WX_API_SNS);
         return;
     }
-    m->job.run = mint_run;
-    m->job.done = mint_done;
     m->p = p;
     m->req = req;
     m->q = q;
     m->refresh = refresh;
     m->now = wx_p_now(p);
-    wx_http_suspend(req);
-    wx_writer_submit(p->writer, &m->job);
+    wx_p_submit(p, req, &m->job, mint_run, mint_done);
 }
 
 void wx_route_sns_token(struct wx_provider *p, struct wx_http_req *req)
