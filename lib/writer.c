@@ -146,6 +146,7 @@ static void maybe_checkpoint(struct wx_writer *w, uint64_t *seen, int64_t *last)
 static void *writer_main(void *arg)
 {
     struct wx_writer *w = arg;
+    pthread_setname_np(pthread_self(), "wx-writer");
     uint64_t checkpointed = 0;
     int64_t last_checkpoint = 0;
     for (;;) {
