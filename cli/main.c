@@ -7,6 +7,7 @@
 #include <wxauth/wxauth.h>
 
 #include "cli.h"
+#include "gate.h"
 #include "provider.h"
 
 static void usage(FILE *f)
@@ -16,6 +17,7 @@ static void usage(FILE *f)
             "Usage: wxauth COMMAND [OPTIONS]\n\n"
             "Commands:\n"
             "  provider        run the WeChat-compatible authorization server (sandbox)\n"
+            "  gate            WeChat login in front of any app (nginx auth_request)\n"
             "  app add|list|show|set|rm|reset-secret\n"
             "                  manage the Official Accounts (apps) in a provider database\n"
             "  user add|list|follow|snapshot\n"
@@ -41,6 +43,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "provider"))
         return wx_provider_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "gate"))
+        return wx_gate_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "app"))
         return wx_cmd_app(argc - 1, argv + 1);
     if (!strcmp(cmd, "user"))

@@ -470,7 +470,7 @@ int wx_provider_main(int argc, char **argv)
     if (wx_writer_start(&p->writer, wr, (int)wx_cfg_int(&p->cfg, "batch")))
         goto done;
     wr = NULL;
-    struct wx_http_config hc = {host, port, handle, on_done, p, &p->log, 0, 30};
+    struct wx_http_config hc = {host, port, handle, on_done, p, &p->log, 0, 30, 0};
     if (wx_http_start(&p->http, &hc, err, sizeof err)) {
         fprintf(stderr, "wxauth provider: %s\n", err);
         goto done;

@@ -1,0 +1,166 @@
+// gate.test.js — `wxauth gate` (first slice, without nginx) against the provider: the auth
+// subrequest, start, callback (allow, deny, replayed callback), per-route needs, sign-out.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { spawn } = require('node:child_process');
+const net = require('node:net');
+const h = require('./harness');
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function startGate(args, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(h.BIN, ['gate', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    const timer = setTimeout(() => reject(new Error('gate did not start: ' + err)), 10000);
+    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/[0-9.]+:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ base: m[1], logs: () => err, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) });
+      }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); if (!out.includes('listening')) reject(new Error(`gate exited ${code}: ${err}`)); });
+  });
+}
+
+// Cookies per port; the site (gate) is reached as localhost:PORT, the provider as 127.0.0.1.
+class Browser {
+  constructor() { this.jar = {}; }
+  cookie(url) { return Object.entries(this.jar[new URL(url).port] || {}).map(([k, v]) => `${k}=${v}`).join('; '); }
+  async go(url, opts = {}) {
+    const res = await fetch(url.replace('//localhost:', '//127.0.0.1:'), {
+      redirect: 'manual', ...opts, headers: { Cookie: this.cookie(url), ...(opts.headers || {}) } });
+    const port = new URL(url).port;
+    for (const c of res.headers.getSetCookie()) {
+      const [kv] = c.split(';');
+      const i = kv.indexOf('=');
+      const jar = (this.jar[port] ||= {});
+      if (/Max-Age=0/.test(c)) delete jar[kv.slice(0, i)];
+      else jar[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return { status: res.status, location: res.headers.get('location'), headers: res.headers, body: await res.text() };
+  }
+}
+
+async function setup(fn, extra = []) {
+  const port = await freePort();
+  const d = h.makeDb({ domains: [`localhost:${port}`], openAccount: 'acme' });
+  const p = await h.startProvider(d.db);
+  const g = await startGate(['--listen', `127.0.0.1:${port}`, '--public-url', `http://localhost:${port}`,
+    '--open-base', p.base, '--api-base', p.base, ...extra], { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
+  const site = `http://localhost:${port}`;
+  try {
+    await fn({ d, p, g, site });
+  } finally {
+    await g.stop();
+    await p.stop();
+  }
+}
+
+async function signIn(b, p, user) {
+  const r = await b.go(`${p.base}/sandbox/login`, { method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${user}` });
+  assert.strictEqual(r.status, 303);
+}
+
+// start -> provider authorize -> (consent) -> callback; returns the callback response and URL.
+async function login(b, p, site, { rd = '/orders/7', scope = 'snsapi_base', action = 'allow' } = {}) {
+  const start = await b.go(`${site}/wxauth/start?rd=${encodeURIComponent(rd)}&scope=${scope}`);
+  assert.strictEqual(start.status, 302);
+  assert.match(start.location, new RegExp(`^${p.base}/connect/oauth2/authorize\\?appid=wx[0-9a-f]{16}&redirect_uri=http%3A%2F%2Flocalhost%3A\\d+%2Fwxauth%2Fcallback&response_type=code&scope=${scope}&state=[0-9A-Za-z]+&connect_redirect=1#wechat_redirect$`));
+  let r = await b.go(start.location);
+  if (r.status === 200) {
+    const f = h.parseForm(r.body);
+    r = await b.go(p.base + f.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...f.fields, action }).toString() });
+  }
+  assert.strictEqual(r.status, 302);
+  return { url: r.location, res: await b.go(r.location) };
+}
+
+test('auth subrequest: 401 without a session, 202 with the identity after a login', async () => {
+  await setup(async ({ d, p, site }) => {
+    const b = new Browser();
+    assert.strictEqual((await b.go(`${site}/wxauth/auth`)).status, 401);
+    await signIn(b, p, d.users[0]);
+    const { url, res } = await login(b, p, site, { scope: 'snsapi_userinfo' });
+    assert.strictEqual(res.status, 303);
+    assert.strictEqual(res.location, '/orders/7', 'back where the user started, without the code');
+    const auth = await b.go(`${site}/wxauth/auth`);
+    assert.strictEqual(auth.status, 202);
+    assert.match(auth.headers.get('x-wechat-openid'), /^o[A-Za-z0-9_-]{27}$/);
+    assert.match(auth.headers.get('x-wechat-unionid'), /^o/);
+    assert.strictEqual(auth.headers.get('x-wechat-scope'), 'snsapi_userinfo');
+    assert.strictEqual(decodeURIComponent(auth.headers.get('x-wechat-nickname')), '小明😀');
+    assert.match(auth.headers.get('x-wechat-avatar'), /^http/);
+    const me = JSON.parse((await b.go(`${site}/wxauth/userinfo`)).body);
+    assert.strictEqual(me.openid, auth.headers.get('x-wechat-openid'));
+    // Refresh / Back / WeChat's double callback: the same session, no second exchange.
+    const again = await b.go(url);
+    assert.strictEqual(again.status, 303);
+    assert.strictEqual(again.location, '/orders/7');
+    assert.doesNotMatch(p.logs(), /errcode=40163/);
+    // Per-route needs from nginx: allow-lists by openid.
+    const other = await b.go(`${site}/wxauth/auth`, { headers: { 'X-WxAuth-Allow-OpenIDs': 'oSomebodyElse' } });
+    assert.strictEqual(other.status, 403);
+    const listed = await b.go(`${site}/wxauth/auth`, { headers: { 'X-WxAuth-Allow-OpenIDs': `x, ${me.openid}` } });
+    assert.strictEqual(listed.status, 202);
+    // Sign-out ends it for real: the old cookie is refused even if replayed.
+    const stolen = b.cookie(site);
+    const out = await b.go(`${site}/wxauth/sign_out`);
+    assert.strictEqual(out.status, 303);
+    assert.strictEqual((await b.go(`${site}/wxauth/auth`)).status, 401);
+    const replay = await fetch(`${site.replace('localhost', '127.0.0.1')}/wxauth/auth`, { headers: { Cookie: stolen } });
+    assert.strictEqual(replay.status, 401);
+  });
+});
+
+test('snsapi_base session does not satisfy a route that needs snsapi_userinfo', async () => {
+  await setup(async ({ d, p, site }) => {
+    const b = new Browser();
+    await signIn(b, p, d.users[0]);
+    await login(b, p, site);
+    assert.strictEqual((await b.go(`${site}/wxauth/auth`)).status, 202);
+    const need = await b.go(`${site}/wxauth/auth`, { headers: { 'X-WxAuth-Require-Scope': 'snsapi_userinfo' } });
+    assert.strictEqual(need.status, 401);
+  });
+});
+
+test('deny: a page to try again or continue with snsapi_base; bad states: 403, no token call', async () => {
+  await setup(async ({ d, p, site }) => {
+    const b = new Browser();
+    await signIn(b, p, d.users[0]);
+    const { res } = await login(b, p, site, { scope: 'snsapi_userinfo', action: 'deny' });
+    assert.strictEqual(res.status, 200);
+    assert.match(res.body, /你拒绝了授权/);
+    assert.match(res.body, /start\?scope=snsapi_base&amp;rd=%2Forders%2F7/);
+    for (const q of ['code=abc', 'code=abc&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'state=a&state=b']) {
+      const r = await b.go(`${site}/wxauth/callback?${q}`);
+      assert.strictEqual(r.status, 403, q);
+    }
+    assert.doesNotMatch(p.logs(), /path="\/sns\/oauth2\/access_token"/);
+  });
+});
+
+test('rd never leaves the site', async () => {
+  await setup(async ({ d, p, site }) => {
+    const b = new Browser();
+    await signIn(b, p, d.users[0]);
+    for (const rd of ['//evil.example', 'https://evil.example/', '/\\evil.example', '/ok\t/evil']) {
+      const { res } = await login(b, p, site, { rd });
+      assert.strictEqual(res.status, 303);
+      assert.strictEqual(res.location, '/', rd);
+    }
+  });
+});
