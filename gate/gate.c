@@ -257,7 +257,7 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
         wx_http_text(req, 401, "no valid session\n");
         return;
     }
-    if (allow && !header_list_has(allow, s.openid) &&
+    if (allow && *allow && !header_list_has(allow, s.openid) &&
         !(s.unionid[0] && header_list_has(allow, s.unionid))) {
         wx_http_text(req, 403, "not on this route's allow-list\n");
         return;
@@ -284,7 +284,19 @@ static void route_start(struct gate *g, struct wx_http_req *req)
         page(g, req, 400, "参数错误", "Malformed query string.", NULL, 0);
         return;
     }
+    /*
+     * rd is the last parameter, taken raw when it starts with '/': nginx's
+     * `return 302 PREFIX/start?rd=$request_uri` passes the original URI unencoded, query and all.
+     */
     const char *rd = safe_rd(wx_query_get(&q, "rd")), *scope = wx_query_get(&q, "scope");
+    char raw_rd[WX_MAX_URL];
+    const char *at = strstr(req->target, "?rd=/");
+    if (!at)
+        at = strstr(req->target, "&rd=/");
+    if (at) {
+        snprintf(raw_rd, sizeof raw_rd, "%s", at + 4);
+        rd = safe_rd(raw_rd);
+    }
     if (!scope || (strcmp(scope, "snsapi_base") && strcmp(scope, "snsapi_userinfo")))
         scope = g->default_scope == 2 ? "snsapi_userinfo" : "snsapi_base";
     if (strlen(rd) > WX_STATE_MAX_PATH - 8)

@@ -1,0 +1,121 @@
+// gate_nginx.test.js — the real nginx (Debian's /usr/sbin/nginx) with the shipped
+// examples/nginx/wxauth-site.conf, the gate, the provider and a tiny upstream app, all on
+// loopback: the app sees the user's openid and never a client's own X-WeChat-* headers or the
+// gate's cookies; a request without a session is sent to log in and comes back to its URL.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const http = require('node:http');
+const net = require('node:net');
+const { spawn } = require('node:child_process');
+const h = require('./harness');
+
+const NGINX = '/usr/sbin/nginx';
+const SNIPPET = path.join(__dirname, '../../examples/nginx/wxauth-site.conf');
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function waitPort(port, ms = 5000) {
+  const until = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const tryOnce = () => {
+      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(); });
+      s.on('error', () => (Date.now() > until ? reject(new Error(`port ${port} not open`)) : setTimeout(tryOnce, 50)));
+    };
+    tryOnce();
+  });
+}
+
+async function startAll() {
+  const [site, gatePort, appPort] = [await freePort(), await freePort(), await freePort()];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-nginx-'));
+  // The upstream app: echoes what reached it.
+  const app = http.createServer((req, res) => {
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ url: req.url, headers: req.headers }));
+  }).listen(appPort, '127.0.0.1');
+  const d = h.makeDb({ domains: [`localhost:${site}`], openAccount: 'acme' });
+  const p = await h.startProvider(d.db);
+  const g = spawn(h.BIN, ['gate', '--listen', `127.0.0.1:${gatePort}`, '--public-url', `http://localhost:${site}`,
+    '--open-base', p.base, '--api-base', p.base], { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: 'ignore' });
+  const conf = fs.readFileSync(SNIPPET, 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${site}`)
+    .replaceAll('127.0.0.1:8710', `127.0.0.1:${gatePort}`).replaceAll('127.0.0.1:9000', `127.0.0.1:${appPort}`);
+  fs.writeFileSync(path.join(dir, 'site.conf'), conf);
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `daemon off; master_process off; worker_processes 1;
+pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 256; }
+http { access_log off; client_body_temp_path ${dir}/t1; proxy_temp_path ${dir}/t2; fastcgi_temp_path ${dir}/t3;
+  uwsgi_temp_path ${dir}/t4; scgi_temp_path ${dir}/t5; include ${dir}/site.conf; }
+`);
+  const ng = spawn(NGINX, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+  await waitPort(gatePort);
+  await waitPort(site);
+  const stop = async () => {
+    for (const c of [ng, g]) if (c.exitCode === null) { const e = new Promise((r) => c.once('exit', r)); c.kill('SIGTERM'); await e; }
+    await new Promise((r) => app.close(r));
+    await p.stop();
+  };
+  return { d, p, site: `http://localhost:${site}`, stop };
+}
+
+class Browser {
+  constructor() { this.jar = {}; }
+  cookie(url) { return Object.entries(this.jar[new URL(url).port] || {}).map(([k, v]) => `${k}=${v}`).join('; '); }
+  async go(url, opts = {}) {
+    const res = await fetch(url.replace('//localhost:', '//127.0.0.1:'), {
+      redirect: 'manual', ...opts, headers: { Cookie: this.cookie(url), ...(opts.headers || {}) } });
+    const port = new URL(url).port;
+    for (const c of res.headers.getSetCookie()) {
+      const [kv] = c.split(';');
+      const i = kv.indexOf('=');
+      const jar = (this.jar[port] ||= {});
+      if (/Max-Age=0/.test(c)) delete jar[kv.slice(0, i)];
+      else jar[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return { status: res.status, location: res.headers.get('location'), body: await res.text() };
+  }
+}
+
+test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+  const { d, p, site, stop } = await startAll();
+  try {
+    const b = new Browser();
+    // No session: nginx sends the browser to log in, keeping the original URL (query and all).
+    const first = await b.go(`${site}/orders?id=7&tab=all`, { headers: { 'X-WeChat-OpenID': 'victim' } });
+    assert.strictEqual(first.status, 302);
+    assert.strictEqual(first.location, '/wxauth/start?scope=snsapi_base&rd=/orders?id=7&tab=all');
+    const start = await b.go(site + first.location);
+    assert.strictEqual(start.status, 302);
+    assert.ok(start.location.startsWith(`${p.base}/connect/oauth2/authorize?`));
+    await b.go(`${p.base}/sandbox/login`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${d.users[0]}` });
+    const cb = await b.go(start.location);
+    assert.strictEqual(cb.status, 302);
+    const done = await b.go(cb.location);
+    assert.strictEqual(done.status, 303);
+    assert.strictEqual(done.location, '/orders?id=7&tab=all');
+    // The app sees the user's openid — not the one the client tried to send — and no gate cookie.
+    const page = await b.go(site + done.location, { headers: { 'X-WeChat-OpenID': 'victim', 'X-WeChat-Scope': 'forged' } });
+    assert.strictEqual(page.status, 200);
+    const seen = JSON.parse(page.body);
+    assert.strictEqual(seen.url, '/orders?id=7&tab=all');
+    assert.match(seen.headers['x-wechat-openid'], /^o[A-Za-z0-9_-]{27}$/);
+    assert.notStrictEqual(seen.headers['x-wechat-openid'], 'victim');
+    assert.strictEqual(seen.headers['x-wechat-scope'], 'snsapi_base');
+    assert.doesNotMatch(seen.headers.cookie || '', /_wxauth/);
+    // Sign out: the next request asks to log in again.
+    await b.go(`${site}/wxauth/sign_out`);
+    assert.strictEqual((await b.go(`${site}/orders`)).status, 302);
+  } finally {
+    await stop();
+  }
+});
