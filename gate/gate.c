@@ -442,7 +442,10 @@ static void route_sign_out(struct gate *g, struct wx_http_req *req)
     char cookie[160];
     snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s",
              g->cookie_name, g->secure ? "; Secure" : "");
-    wx_http_redirect(req, 303, "/");
+    /* A page of its own: redirecting to a protected page would log a snsapi_base user straight
+     * back in, silently, as WeChat does. */
+    page(g, req, 200, "你已退出 · Signed out",
+         "下次访问受保护的页面时会重新登录。The next protected page logs you in again.", "/", 0);
     wx_http_set_header(req, "Set-Cookie", cookie);
 }
 

@@ -1,0 +1,69 @@
+// gate.test.js — a real browser through nginx, the gate and the provider: a protected page →
+// sign in → 允许 → back on the page, which shows the openid and nickname; 拒绝 → the gate's
+// denial page; reloading the callback URL → no error; sign out → asked to log in again.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const { chromium } = require('playwright-core');
+const { startStack, NGINX } = require('../integration/stack');
+
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+test('gate in a browser', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+  const s = await startStack();
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+  try {
+    const page = await (await browser.newContext({ viewport: { width: 390, height: 760 } })).newPage();
+    // Protected page, a route that needs the profile: nginx sends the browser to the gate.
+    await page.goto(`${s.site}/wxauth/start?scope=snsapi_userinfo&rd=/account?tab=1`);
+    assert.match(page.url(), /\/sandbox\/login/);
+    await page.locator('li', { hasText: '小明' }).locator('button').click();
+    assert.match(await page.content(), /获得你的公开信息/);
+    await page.click('button:has-text("允许")');
+    const seen = JSON.parse(await page.locator('body').innerText());
+    assert.strictEqual(seen.url, '/account?tab=1');
+    assert.match(seen.headers['x-wechat-openid'], /^o[A-Za-z0-9_-]{27}$/);
+    assert.strictEqual(decodeURIComponent(seen.headers['x-wechat-nickname']), '小明😀');
+    // Sign out: the next request asks to log in again.
+    await page.goto(`${s.site}/wxauth/sign_out`);
+    assert.match(await page.content(), /你已退出/);
+    const again = await page.request.get(`${s.site}/account`, { maxRedirects: 0 });
+    assert.strictEqual(again.status(), 302);
+    assert.match(again.headers().location, /\/wxauth\/start\?/);
+    // 拒绝 → the gate's denial page with a way back.
+    await page.goto(`${s.site}/wxauth/start?scope=snsapi_userinfo&rd=/account`);
+    if (/\/sandbox\/login/.test(page.url())) await page.locator('li', { hasText: '小明' }).locator('button').click();
+    await page.click('button:has-text("拒绝")');
+    assert.match(await page.content(), /你拒绝了授权/);
+    assert.match(page.url(), /\/wxauth\/callback\?state=/);
+    // Reloading the denial callback shows the page again, never an error.
+    await page.reload();
+    assert.match(await page.content(), /你拒绝了授权|登录链接无效/);
+  } finally {
+    await browser.close();
+    await s.stop();
+  }
+});
+
+test('a reloaded success callback keeps the session', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+  const s = await startStack();
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+  try {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    let callback = null;
+    page.on('request', (r) => { if (r.url().includes('/wxauth/callback?code=')) callback = r.url(); });
+    await page.goto(`${s.site}/orders`);
+    await page.locator('li', { hasText: '小明' }).locator('button').click();
+    const first = JSON.parse(await page.locator('body').innerText());
+    assert.ok(callback, 'the browser went through the callback');
+    await page.goto(callback); // the same code again
+    const again = JSON.parse(await page.locator('body').innerText());
+    assert.strictEqual(again.headers['x-wechat-openid'], first.headers['x-wechat-openid']);
+  } finally {
+    await browser.close();
+    await s.stop();
+  }
+});
