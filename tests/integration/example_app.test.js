@@ -9,16 +9,9 @@ const { spawn } = require('node:child_process');
 const net = require('node:net');
 const h = require('./harness');
 
-const EXAMPLE = path.join(path.dirname(h.BIN), 'wxauth-example');
+const { Browser, freePort } = h;
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const EXAMPLE = path.join(path.dirname(h.BIN), 'wxauth-example');
 
 function startExample(appid, secret, provider, port) {
   return new Promise((resolve, reject) => {
@@ -35,26 +28,6 @@ function startExample(appid, secret, provider, port) {
       }
     });
   });
-}
-
-// A tiny cookie jar per host: enough for the provider and the example app.
-class Browser {
-  constructor() { this.jar = {}; }
-  cookie(url) { return Object.entries(this.jar[new URL(url).port] || {}).map(([k, v]) => `${k}=${v}`).join('; '); }
-  keep(url, res) {
-    const port = new URL(url).port;
-    for (const c of res.headers.getSetCookie ? res.headers.getSetCookie() : []) {
-      const [kv] = c.split(';');
-      const i = kv.indexOf('=');
-      (this.jar[port] ||= {})[kv.slice(0, i)] = kv.slice(i + 1);
-    }
-  }
-  async go(url, opts = {}) {
-    const res = await fetch(url.replace('//localhost:', '//127.0.0.1:'), {
-      redirect: 'manual', ...opts, headers: { Cookie: this.cookie(url), ...(opts.headers || {}) } });
-    this.keep(url, res);
-    return { status: res.status, location: res.headers.get('location'), body: await res.text() };
-  }
 }
 
 async function setup(fn) {

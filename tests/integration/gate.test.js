@@ -7,14 +7,7 @@ const { spawn } = require('node:child_process');
 const net = require('node:net');
 const h = require('./harness');
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const { Browser, freePort } = h;
 
 function startGate(args, env) {
   return new Promise((resolve, reject) => {
@@ -32,25 +25,6 @@ function startGate(args, env) {
     });
     child.on('exit', (code) => { clearTimeout(timer); if (!out.includes('listening')) reject(new Error(`gate exited ${code}: ${err}`)); });
   });
-}
-
-// Cookies per port; the site (gate) is reached as localhost:PORT, the provider as 127.0.0.1.
-class Browser {
-  constructor() { this.jar = {}; }
-  cookie(url) { return Object.entries(this.jar[new URL(url).port] || {}).map(([k, v]) => `${k}=${v}`).join('; '); }
-  async go(url, opts = {}) {
-    const res = await fetch(url.replace('//localhost:', '//127.0.0.1:'), {
-      redirect: 'manual', ...opts, headers: { Cookie: this.cookie(url), ...(opts.headers || {}) } });
-    const port = new URL(url).port;
-    for (const c of res.headers.getSetCookie()) {
-      const [kv] = c.split(';');
-      const i = kv.indexOf('=');
-      const jar = (this.jar[port] ||= {});
-      if (/Max-Age=0/.test(c)) delete jar[kv.slice(0, i)];
-      else jar[kv.slice(0, i)] = kv.slice(i + 1);
-    }
-    return { status: res.status, location: res.headers.get('location'), headers: res.headers, body: await res.text() };
-  }
 }
 
 async function setup(fn, extra = []) {

@@ -8,25 +8,9 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const h = require('./harness');
 
-const { startStack: startAll, NGINX } = require('./stack');
+const { Browser, freePort } = h;
 
-class Browser {
-  constructor() { this.jar = {}; }
-  cookie(url) { return Object.entries(this.jar[new URL(url).port] || {}).map(([k, v]) => `${k}=${v}`).join('; '); }
-  async go(url, opts = {}) {
-    const res = await fetch(url.replace('//localhost:', '//127.0.0.1:'), {
-      redirect: 'manual', ...opts, headers: { Cookie: this.cookie(url), ...(opts.headers || {}) } });
-    const port = new URL(url).port;
-    for (const c of res.headers.getSetCookie()) {
-      const [kv] = c.split(';');
-      const i = kv.indexOf('=');
-      const jar = (this.jar[port] ||= {});
-      if (/Max-Age=0/.test(c)) delete jar[kv.slice(0, i)];
-      else jar[kv.slice(0, i)] = kv.slice(i + 1);
-    }
-    return { status: res.status, location: res.headers.get('location'), body: await res.text() };
-  }
-}
+const { startStack: startAll, NGINX } = require('./stack');
 
 test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
   const { d, p, site, stop } = await startAll();

@@ -244,8 +244,38 @@ async function withProvider(dbOpts, fn, extra = [], opts = {}) {
   }
 }
 
+// A free loopback port (closed again at once; the caller binds it next).
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// A minimal browser for fetch: cookies kept per port (the site runs as localhost:PORT, the
+// provider as 127.0.0.1:PORT), no redirect following.
+class Browser {
+  constructor() { this.jar = {}; }
+  cookie(url) { return Object.entries(this.jar[new URL(url).port] || {}).map(([k, v]) => `${k}=${v}`).join('; '); }
+  async go(url, opts = {}) {
+    const res = await fetch(url.replace('//localhost:', '//127.0.0.1:'), {
+      redirect: 'manual', ...opts, headers: { Cookie: this.cookie(url), ...(opts.headers || {}) } });
+    const port = new URL(url).port;
+    for (const c of res.headers.getSetCookie()) {
+      const [kv] = c.split(';');
+      const i = kv.indexOf('=');
+      const jar = (this.jar[port] ||= {});
+      if (/Max-Age=0/.test(c)) delete jar[kv.slice(0, i)];
+      else jar[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return { status: res.status, location: res.headers.get('location'), headers: res.headers, body: await res.text() };
+  }
+}
+
 module.exports = {
   BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
-  pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape,
+  pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser,
 };

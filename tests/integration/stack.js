@@ -13,14 +13,7 @@ const h = require('./harness');
 const NGINX = '/usr/sbin/nginx';
 const SNIPPET = path.join(__dirname, '../../examples/nginx/wxauth-site.conf');
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const { freePort } = h;
 
 function waitPort(port, ms = 5000) {
   const until = Date.now() + ms;
