@@ -514,20 +514,7 @@ static void handle(struct wx_http_req *req, void *ud)
 static void on_done(struct wx_http_req *req, void *ud)
 {
     struct gate *g = ud;
-    double secs = (double)(wx_mono_ns() - req->start_ns) / 1e9;
-    wx_metrics_observe(&g->metrics, req->route, req->status, req->errcode, secs);
-    char path[160];
-    size_t n = req->path.len < sizeof path - 1 ? req->path.len : sizeof path - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)req->path.ptr[i];
-        path[i] = (c <= 0x20 || c >= 0x7f || c == '"') ? '?' : (char)c;
-    }
-    path[n] = '\0';
-    /* Never the query: the callback carries the code there. */
-    wx_logf(&g->log, WX_LOG_INFO,
-            "level=info method=%s path=\"%s\" status=%d errcode=%d latency_us=%lld",
-            req->method ? req->method : "-", path, req->status, req->errcode,
-            (long long)((wx_mono_ns() - req->start_ns) / 1000));
+    wx_http_record(req, &g->log, &g->metrics);
 }
 
 static void log_stderr(void *ud, enum wx_log_level level, const char *line)

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "http.h"
+#include "metrics.h"
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_READY, PH_SENT };
 
@@ -133,6 +134,25 @@ void wx_http_text(struct wx_http_req *req, int status, const char *text)
     req->content_type = "text/plain; charset=utf-8";
     wx_buf_reset(&req->out);
     wx_buf_puts(&req->out, text);
+}
+
+void wx_http_record(struct wx_http_req *req, const struct wx_log *log, struct wx_metrics *m)
+{
+    int64_t ns = wx_mono_ns() - req->start_ns;
+    wx_metrics_observe(m, req->route, req->status, req->errcode, (double)ns / 1e9);
+    if (!log || log->level < WX_LOG_INFO)
+        return;
+    char path[160];
+    size_t n = req->path.len < sizeof path - 1 ? req->path.len : sizeof path - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)req->path.ptr[i];
+        path[i] = (c <= 0x20 || c >= 0x7f || c == '"') ? '?' : (char)c;
+    }
+    path[n] = '\0';
+    wx_logf(log, WX_LOG_INFO,
+            "level=info method=%s path=\"%s\" status=%d errcode=%d latency_us=%lld peer=%s",
+            req->method ? req->method : "-", path, req->status, req->errcode,
+            (long long)(ns / 1000), req->peer[0] ? req->peer : "-");
 }
 
 void wx_http_suspend(struct wx_http_req *req)

@@ -82,6 +82,14 @@ int wx_http_redirect(struct wx_http_req *req, int status, const char *location);
 void wx_http_text(struct wx_http_req *req, int status, const char *text);
 
 /*
+ * The end of a request: records it in m (route, status, errcode, latency) and, at info level,
+ * hands one logfmt line to log — method, path (never the query string: secrets travel there),
+ * status, errcode, latency, peer.
+ */
+struct wx_metrics;
+void wx_http_record(struct wx_http_req *req, const struct wx_log *log, struct wx_metrics *m);
+
+/*
  * Asynchronous completion: the handler calls wx_http_suspend() before handing the request to
  * another thread; that thread fills the response and calls wx_http_resume().
  */

@@ -285,22 +285,7 @@ static void handle(struct wx_http_req *req, void *ud)
 static void on_done(struct wx_http_req *req, void *ud)
 {
     struct wx_provider *p = ud;
-    double secs = (double)(wx_mono_ns() - req->start_ns) / 1e9;
-    wx_metrics_observe(&p->metrics, req->route, req->status, req->errcode, secs);
-    if (p->log.level < WX_LOG_INFO)
-        return;
-    char path[160];
-    size_t n = req->path.len < sizeof path - 1 ? req->path.len : sizeof path - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)req->path.ptr[i];
-        path[i] = (c <= 0x20 || c >= 0x7f || c == '"') ? '?' : (char)c;
-    }
-    path[n] = '\0';
-    /* Never the query string: the token endpoint carries the AppSecret there (rule 4). */
-    wx_logf(&p->log, WX_LOG_INFO,
-            "level=info method=%s path=\"%s\" status=%d errcode=%d latency_us=%lld peer=%s",
-            req->method ? req->method : "-", path, req->status, req->errcode,
-            (long long)((wx_mono_ns() - req->start_ns) / 1000), req->peer[0] ? req->peer : "-");
+    wx_http_record(req, &p->log, &p->metrics);
 }
 
 void wx_p_submit(struct wx_provider *p, struct wx_http_req *req, struct wx_job *job,
