@@ -628,7 +628,7 @@ int wx_gate_main(int argc, char **argv)
         wx_buf_init(&b, 65536);
         wx_cfg_help(&g->cfg, &b);
         printf("Usage: wxauth gate [OPTIONS]\n\nWeChat login in front of any web app through nginx "
-               "auth_request (docs/gate.md).\n\nOptions (also WXAUTH_<NAME> and --config FILE):\n"
+               "auth_request (docs/nginx.md).\n\nOptions (also WXAUTH_<NAME> and --config FILE):\n"
                "%s",
                b.ptr ? b.ptr : "");
         wx_buf_free(&b);
