@@ -19,6 +19,7 @@
  * Sessions are sealed cookies (XChaCha20-Poly1305 via lib/seal). The revocation list and the
  * redeemed-code cache live in this process for now (the shared store comes with issue 5).
  */
+#include <qrencode.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -60,6 +61,9 @@ static const struct wx_cfg_directive directives[] = {
     {"cookie-name", WX_CFG_STR, "_wxauth", 0, 0, "session cookie name"},
     {"session-ttl", WX_CFG_INT, "604800", 60, 31536000, "absolute session lifetime, seconds"},
     {"threads", WX_CFG_INT, "8", 1, 64, "HTTP worker threads (token calls block one each)"},
+    {"desktop", WX_CFG_STR, "qr", 0, 0,
+     "browsers outside WeChat: qr (a page with a QR code to scan with WeChat) or pass (let "
+     "them through, e.g. to a wxauth provider in sandbox mode)"},
     {"log-level", WX_CFG_STR, "info", 0, 0, "error, warn, info or debug"},
     {"help", WX_CFG_BOOL, "false", 0, 0, "show this help"},
 };
@@ -88,7 +92,7 @@ struct gate {
     struct wx_state_key key;
     unsigned char seal_key[32];
     const char *prefix, *public_url, *cookie_name;
-    int secure, default_scope;
+    int secure, default_scope, desktop_qr;
     int64_t session_ttl;
     struct wx_log log;
     struct wx_metrics metrics;
@@ -277,6 +281,58 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
     wx_buf_free(&nick);
 }
 
+/* Appends an SVG of the QR code of text, as a data: URI image (the page CSP allows data:). */
+static int qr_img(struct wx_buf *b, const char *text)
+{
+    QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    if (!qr)
+        return WX_ERR_LIMIT;
+    struct wx_buf svg;
+    int w = qr->width, rc;
+    wx_buf_init(&svg, 1 << 20);
+    rc = wx_buf_printf(&svg,
+                       "<svg xmlns='http://www.w3.org/2000/svg' viewBox='-4 -4 %d %d' "
+                       "shape-rendering='crispEdges'><rect x='-4' y='-4' width='%d' height='%d' "
+                       "fill='#fff'/><path fill='#000' d='",
+                       w + 8, w + 8, w + 8, w + 8);
+    for (int y = 0; rc == WX_OK && y < w; y++)
+        for (int x = 0; rc == WX_OK && x < w; x++)
+            if (qr->data[y * w + x] & 1)
+                rc = wx_buf_printf(&svg, "M%d %dh1v1h-1z", x, y);
+    if (rc == WX_OK)
+        rc = wx_buf_puts(&svg, "'/></svg>");
+    if (rc == WX_OK)
+        rc = wx_buf_puts(b,
+                         "<img width=\"240\" height=\"240\" alt=\"QR\" src=\"data:image/svg+xml,");
+    if (rc == WX_OK)
+        rc = wx_pct_encode(b, (struct wx_slice){svg.ptr, svg.len});
+    if (rc == WX_OK)
+        rc = wx_buf_puts(b, "\">");
+    wx_buf_free(&svg);
+    QRcode_free(qr);
+    return rc;
+}
+
+/* Outside WeChat: a page with the QR code of the page the user wanted, to open in WeChat. */
+static void desktop_page(struct gate *g, struct wx_http_req *req, const char *rd)
+{
+    char url[WX_MAX_URL];
+    snprintf(url, sizeof url, "%s%s", g->public_url, rd);
+    struct wx_buf *b = &req->out;
+    wx_buf_reset(b);
+    wx_http_page(req, 200);
+    wx_buf_puts(b,
+                "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta "
+                "name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>请在"
+                "微信中打开</title></head><body><h1>请用微信扫码打开</h1><p>这个页面需要微信登录。"
+                "Scan with WeChat to open this page there.</p>");
+    if (qr_img(b, url) != WX_OK)
+        wx_buf_puts(b, "<p>(QR code unavailable: the URL is too long)</p>");
+    wx_buf_puts(b, "<p>");
+    wx_html_escape(b, url);
+    wx_buf_puts(b, "</p></body></html>");
+}
+
 static void route_start(struct gate *g, struct wx_http_req *req)
 {
     struct wx_query q;
@@ -299,6 +355,12 @@ static void route_start(struct gate *g, struct wx_http_req *req)
     }
     if (!scope || (strcmp(scope, "snsapi_base") && strcmp(scope, "snsapi_userinfo")))
         scope = g->default_scope == 2 ? "snsapi_userinfo" : "snsapi_base";
+    const char *ua = wx_http_header(req, "User-Agent");
+    if (g->desktop_qr && (!ua || !strstr(ua, "MicroMessenger"))) {
+        desktop_page(g, req, rd);
+        wx_query_free(&q);
+        return;
+    }
     if (strlen(rd) > WX_STATE_MAX_PATH - 8)
         rd = "/"; /* longer return paths do not fit the state; the site's root is safe */
     const char *bid = wx_http_cookie(req, "_wxauth_b");
@@ -591,6 +653,12 @@ static int setup(struct gate *g, char *err, size_t errsz)
     g->public_url = public_url;
     g->secure = !strncmp(public_url, "https://", 8);
     g->default_scope = !strcmp(scope, "snsapi_userinfo") ? 2 : 1;
+    const char *desktop = wx_cfg_str(&g->cfg, "desktop");
+    if (strcmp(desktop, "qr") && strcmp(desktop, "pass")) {
+        snprintf(err, errsz, "desktop: qr or pass");
+        return WX_ERR_INVALID;
+    }
+    g->desktop_qr = !strcmp(desktop, "qr");
     g->session_ttl = wx_cfg_int(&g->cfg, "session-ttl");
     struct wx_client_config cc = {0};
     struct wx_error e = {0};

@@ -32,7 +32,8 @@ async function setup(fn, extra = []) {
   const d = h.makeDb({ domains: [`localhost:${port}`], openAccount: 'acme' });
   const p = await h.startProvider(d.db);
   const g = await startGate(['--listen', `127.0.0.1:${port}`, '--public-url', `http://localhost:${port}`,
-    '--open-base', p.base, '--api-base', p.base, ...extra], { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
+    '--open-base', p.base, '--api-base', p.base, '--desktop', 'pass', ...extra],
+  { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
   const site = `http://localhost:${port}`;
   try {
     await fn({ d, p, g, site });
@@ -138,4 +139,17 @@ test('rd never leaves the site', async () => {
       assert.strictEqual(res.location, '/', rd);
     }
   });
+});
+
+test('outside WeChat (desktop): a QR code of the page to open in WeChat', async () => {
+  await setup(async ({ site }) => {
+    const b = new Browser();
+    const desk = await b.go(`${site}/wxauth/start?rd=/orders/7`, { headers: { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156' } });
+    assert.strictEqual(desk.status, 200);
+    assert.match(desk.body, /请用微信扫码打开/);
+    assert.match(desk.body, /<img width="240" height="240" alt="QR" src="data:image\/svg\+xml,%3Csvg/);
+    assert.match(desk.body, new RegExp(`${site.replace(/[.]/g, '\\.')}/orders/7`));
+    const inWeChat = await b.go(`${site}/wxauth/start?rd=/orders/7`, { headers: { 'User-Agent': 'Mozilla/5.0 (Linux; Android 14) MicroMessenger/8.0.50' } });
+    assert.strictEqual(inWeChat.status, 302);
+  }, ['--desktop', 'qr']);
 });
