@@ -581,12 +581,9 @@ static void on_done(struct wx_http_req *req, void *ud)
 
 static void log_stderr(void *ud, enum wx_log_level level, const char *line)
 {
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "ts=%s gate %s\n", ts, line);
+    char out[1200];
+    wx_log_stamp(out, sizeof out, "gate ", line);
+    fprintf(stderr, "%s\n", out);
 }
 
 static void client_log(void *ud, enum wx_log_severity sev, const char *line)

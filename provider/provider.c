@@ -304,12 +304,9 @@ void wx_p_resume(struct wx_http_req *req)
 
 static void log_stderr(void *ud, enum wx_log_level level, const char *line)
 {
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "ts=%s %s\n", ts, line);
+    char out[1200];
+    wx_log_stamp(out, sizeof out, "", line);
+    fprintf(stderr, "%s\n", out);
 }
 
 static volatile sig_atomic_t stop_flag;
