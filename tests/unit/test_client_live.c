@@ -29,12 +29,13 @@
 
 #include <wxauth/wxauth.h>
 
+#include "child.h"
+
 #define ADMIN_TOKEN "client-live-admin-token-0123456789"
 
 static struct {
     const char *bin;
     char dir[256], db[300], out[300], err[300];
-    pid_t pid;
     char base[64];
     char appid[64], secret[128];
     char user[16], user2[16];
@@ -43,31 +44,6 @@ static struct {
 } g;
 
 /* ---- processes ---- */
-
-static void stop_provider(void)
-{
-    if (g.pid > 0) {
-        kill(g.pid, SIGTERM);
-        for (int i = 0; i < 100; i++) {
-            if (waitpid(g.pid, NULL, WNOHANG) == g.pid) {
-                g.pid = 0;
-                return;
-            }
-            usleep(20000);
-        }
-        kill(g.pid, SIGKILL);
-        waitpid(g.pid, NULL, 0);
-        g.pid = 0;
-    }
-}
-
-static void on_signal(int sig)
-{
-    if (g.pid > 0)
-        kill(g.pid, SIGKILL);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
 
 /* Runs argv, returns its stdout (malloc'd) or NULL when it fails. */
 static char *run_capture(char *const argv[])
@@ -124,10 +100,10 @@ static int copy_str(char *dst, size_t n, const char *src)
 
 static int start_provider(void)
 {
-    g.pid = fork();
-    if (g.pid < 0)
+    child_pid = fork();
+    if (child_pid < 0)
         return -1;
-    if (g.pid == 0) {
+    if (child_pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int o = open(g.out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int e = open(g.err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -158,8 +134,8 @@ static int start_provider(void)
                 return 0;
             }
         }
-        if (waitpid(g.pid, NULL, WNOHANG) == g.pid) {
-            g.pid = 0;
+        if (waitpid(child_pid, NULL, WNOHANG) == child_pid) {
+            child_pid = 0;
             fprintf(stderr, "provider exited before listening\n");
             return -1;
         }
@@ -299,14 +275,9 @@ static int group_setup(void **state)
             return -1;
         json_decref(u);
     }
-
-    atexit(stop_provider);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGABRT, on_signal);
-    signal(SIGSEGV, on_signal);
+    child_guard();
     if (start_provider()) {
-        stop_provider();
+        child_stop();
         return -1;
     }
 
@@ -333,7 +304,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    stop_provider();
+    child_stop();
     wx_client_free(g.c);
     wx_client_free(g.fast);
     char *rm_argv[] = {"/bin/rm", "-rf", g.dir, NULL};

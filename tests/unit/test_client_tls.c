@@ -25,30 +25,14 @@
 
 #include <wxauth/wxauth.h>
 
+#include "child.h"
+
 static struct {
     const char *node, *openssl, *stub;
     char dir[256], ca[300], other_ca[300], cert[300], key[300], out[300];
-    pid_t pid;
     int port;
     char connect_to[128];
 } g;
-
-static void stop_stub(void)
-{
-    if (g.pid > 0) {
-        kill(g.pid, SIGTERM);
-        waitpid(g.pid, NULL, 0);
-        g.pid = 0;
-    }
-}
-
-static void on_signal(int sig)
-{
-    if (g.pid > 0)
-        kill(g.pid, SIGKILL);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
 
 /* Runs argv quietly; 0 when it exits 0. */
 static int run(char *const argv[])
@@ -157,10 +141,10 @@ static int make_certs(void)
 static int start_stub(void)
 {
     snprintf(g.out, sizeof g.out, "%s/stub.out", g.dir);
-    g.pid = fork();
-    if (g.pid < 0)
+    child_pid = fork();
+    if (child_pid < 0)
         return -1;
-    if (g.pid == 0) {
+    if (child_pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int o = open(g.out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(o, 1);
@@ -180,8 +164,8 @@ static int start_stub(void)
             g.port = (int)strtol(m + 10, NULL, 10);
             return g.port > 0 ? 0 : -1;
         }
-        if (waitpid(g.pid, NULL, WNOHANG) == g.pid) {
-            g.pid = 0;
+        if (waitpid(child_pid, NULL, WNOHANG) == child_pid) {
+            child_pid = 0;
             return -1;
         }
         usleep(20000);
@@ -202,14 +186,10 @@ static int group_setup(void **state)
         fprintf(stderr, "openssl could not make the test certificates\n");
         return -1;
     }
-    atexit(stop_stub);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGABRT, on_signal);
-    signal(SIGSEGV, on_signal);
+    child_guard();
     if (start_stub()) {
         fprintf(stderr, "the TLS stub did not start\n");
-        stop_stub();
+        child_stop();
         return -1;
     }
     snprintf(g.connect_to, sizeof g.connect_to, "api.weixin.qq.com:443:127.0.0.1:%d", g.port);
@@ -219,7 +199,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    stop_stub();
+    child_stop();
     char *rm[] = {"/bin/rm", "-rf", g.dir, NULL};
     run(rm);
     return 0;
