@@ -283,9 +283,8 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(WX_MAX_URL + WX_MAX_HEADER + 4096), MHD_OPTION_CONNECTION_LIMIT,
         cfg->conn_limit ? cfg->conn_limit : 4096u, MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->timeout_s ? cfg->timeout_s : 30u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_THREAD_POOL_SIZE,
-        cfg->threads > 1 ? cfg->threads : 0u, MHD_OPTION_END);
+        cfg->timeout_s ? cfg->timeout_s : 30u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads > 1 ? cfg->threads : 0u, MHD_OPTION_END);
     if (!srv->d) {
         snprintf(err, errsz, "cannot listen on %s:%d (in use, or not an address of this machine)",
                  cfg->host, cfg->port);
