@@ -65,20 +65,30 @@ void wx_cred_new(const struct wx_keys *k, enum wx_cred_kind kind, struct wx_cred
     cred_hash(k, kind, c->secret, &c->mask, c->mac);
 }
 
+/*
+ * The 28 raw bytes as a big-endian number in 32-bit limbs (limb 0 most significant), so that
+ * base 62 conversion works on 7 limbs per digit instead of 28 bytes.
+ */
+#define LIMBS (RAW_LEN / 4)
+_Static_assert(RAW_LEN % 4 == 0, "raw credentials are whole 32-bit limbs");
+
 static void base62_encode(const unsigned char in[RAW_LEN], char out[CODE_LEN + 1])
 {
-    unsigned char num[RAW_LEN];
-    memcpy(num, in, RAW_LEN);
+    uint32_t num[LIMBS];
+    for (int i = 0; i < LIMBS; i++)
+        num[i] = (uint32_t)in[4 * i] << 24 | (uint32_t)in[4 * i + 1] << 16 |
+                 (uint32_t)in[4 * i + 2] << 8 | in[4 * i + 3];
     for (int pos = CODE_LEN - 1; pos >= 0; pos--) {
-        unsigned rem = 0;
-        for (int i = 0; i < RAW_LEN; i++) {
-            unsigned cur = (rem << 8) | num[i];
-            num[i] = (unsigned char)(cur / 62);
+        uint64_t rem = 0;
+        for (int i = 0; i < LIMBS; i++) {
+            uint64_t cur = rem << 32 | num[i];
+            num[i] = (uint32_t)(cur / 62);
             rem = cur % 62;
         }
         out[pos] = b62[rem];
     }
     out[CODE_LEN] = '\0';
+    sodium_memzero(num, sizeof num);
 }
 
 /* Digit value of a base62 character, or -1. */
@@ -97,23 +107,28 @@ static int base62_decode(struct wx_slice s, unsigned char out[RAW_LEN])
 {
     if (s.len != CODE_LEN)
         return WX_ERR_SYNTAX;
-    unsigned char num[RAW_LEN + 1] = {0};
+    uint32_t num[LIMBS + 1] = {0}; /* one limb of headroom: 62^38 < 2^227 */
     for (size_t p = 0; p < CODE_LEN; p++) {
         int d = b62_digit((unsigned char)s.ptr[p]);
         if (d < 0)
             return WX_ERR_SYNTAX;
-        unsigned carry = (unsigned)d;
-        for (int i = RAW_LEN; i >= 0; i--) {
-            unsigned cur = num[i] * 62u + carry;
-            num[i] = (unsigned char)(cur & 0xff);
-            carry = cur >> 8;
+        uint64_t carry = (uint64_t)d;
+        for (int i = LIMBS; i >= 0; i--) {
+            uint64_t cur = (uint64_t)num[i] * 62u + carry;
+            num[i] = (uint32_t)cur;
+            carry = cur >> 32;
         }
-        if (carry)
-            return WX_ERR_SYNTAX;
     }
     if (num[0])
         return WX_ERR_SYNTAX; /* more than 224 bits */
-    memcpy(out, num + 1, RAW_LEN);
+    for (int i = 0; i < LIMBS; i++) {
+        uint32_t v = num[i + 1];
+        out[4 * i] = (unsigned char)(v >> 24);
+        out[4 * i + 1] = (unsigned char)(v >> 16);
+        out[4 * i + 2] = (unsigned char)(v >> 8);
+        out[4 * i + 3] = (unsigned char)v;
+    }
+    sodium_memzero(num, sizeof num);
     return WX_OK;
 }
 

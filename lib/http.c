@@ -4,10 +4,15 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "http.h"
@@ -15,11 +20,69 @@
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_READY, PH_SENT };
 
+/*
+ * With one thread (cfg.threads <= 1) the server runs its own event loop around MHD's external
+ * epoll mode instead of MHD's internal thread. The difference is the wake-up on resume: MHD's
+ * internal thread is woken by a write to its eventfd on every MHD_resume_connection(), which for
+ * the provider's group commit meant one syscall and one context switch per request. Here a
+ * resume only sets MHD's flags; the loop is woken through wake_fd, once per batch when the
+ * resuming thread holds its wake-ups (wx_http_hold_wakeups), at most once while one is pending.
+ */
 struct wx_http_server {
     struct MHD_Daemon *d;
     struct wx_http_config cfg;
     int port;
+    int own_loop;
+    int wake_fd; /* eventfd in MHD's epoll set (edge-triggered, data.ptr NULL: MHD skips it) */
+    pthread_t loop;
+    atomic_int stopping;
+    atomic_int wake_pending; /* a wake-up was sent and the loop has not yet rescanned resumes */
 };
+
+static _Thread_local struct wx_http_server *held_srv;
+static _Thread_local int held_wake;
+
+static void wake_loop(struct wx_http_server *s)
+{
+    if (!s->own_loop || atomic_exchange(&s->wake_pending, 1))
+        return; /* MHD's own threads were woken by MHD; or a wake-up is already on its way */
+    uint64_t one = 1;
+    ssize_t n = write(s->wake_fd, &one, sizeof one);
+    (void)n; /* only fails when the counter is full, and then the loop is awake anyway */
+}
+
+static void *loop_main(void *arg)
+{
+    struct wx_http_server *s = arg;
+    while (!atomic_load(&s->stopping)) {
+        /*
+         * MHD_run_wait() first moves resumed connections back to work, then waits in epoll.
+         * Clearing wake_pending before the next call means that any resume whose wake-up was
+         * skipped (because one was pending) is picked up by that call's rescan.
+         */
+        MHD_run_wait(s->d, -1);
+        if (atomic_exchange(&s->wake_pending, 0)) {
+            uint64_t v;
+            ssize_t n = read(s->wake_fd, &v, sizeof v); /* keeps the counter small */
+            (void)n;
+        }
+    }
+    return NULL;
+}
+
+void wx_http_hold_wakeups(struct wx_http_server *s)
+{
+    held_srv = s;
+    held_wake = 0;
+}
+
+void wx_http_release_wakeups(struct wx_http_server *s)
+{
+    held_srv = NULL;
+    if (held_wake)
+        wake_loop(s);
+    held_wake = 0;
+}
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -163,8 +226,13 @@ void wx_http_suspend(struct wx_http_req *req)
 
 void wx_http_resume(struct wx_http_req *req)
 {
+    struct wx_http_server *s = req->server;
     req->phase = PH_READY;
     MHD_resume_connection(req->conn);
+    if (held_srv == s)
+        held_wake = 1;
+    else
+        wake_loop(s);
 }
 
 static enum MHD_Result send_response(struct wx_http_req *req)
@@ -259,6 +327,23 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     wx_logf(srv->cfg.log, WX_LOG_DEBUG, "level=debug msg=\"http: %s\"", line);
 }
 
+static int start_loop(struct wx_http_server *srv)
+{
+    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!ei)
+        return -1;
+    srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (srv->wake_fd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
+    if (epoll_ctl(ei->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &ev) != 0)
+        return -1;
+    if (pthread_create(&srv->loop, NULL, loop_main, srv) != 0)
+        return -1;
+    pthread_setname_np(srv->loop, "wx-http");
+    return 0;
+}
+
 int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg, char *err,
                   size_t errsz)
 {
@@ -275,9 +360,11 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
         free(srv);
         return WX_ERR_INVALID;
     }
+    srv->own_loop = cfg->threads <= 1;
+    srv->wake_fd = -1;
     srv->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+        (srv->own_loop ? 0 : MHD_USE_INTERNAL_POLLING_THREAD) | MHD_USE_EPOLL |
+            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -293,6 +380,14 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : cfg->port;
+    if (srv->own_loop && start_loop(srv) != 0) {
+        snprintf(err, errsz, "cannot start the HTTP event loop");
+        MHD_stop_daemon(srv->d);
+        if (srv->wake_fd >= 0)
+            close(srv->wake_fd);
+        free(srv);
+        return WX_ERR_IO;
+    }
     *out = srv;
     return WX_OK;
 }
@@ -306,6 +401,15 @@ void wx_http_stop(struct wx_http_server *s)
 {
     if (!s)
         return;
+    if (s->own_loop) {
+        atomic_store(&s->stopping, 1);
+        uint64_t one = 1;
+        ssize_t n = write(s->wake_fd, &one, sizeof one);
+        (void)n;
+        pthread_join(s->loop, NULL);
+    }
     MHD_stop_daemon(s->d);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
     free(s);
 }

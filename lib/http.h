@@ -58,7 +58,7 @@ struct wx_http_config {
     const struct wx_log *log;
     unsigned conn_limit;
     unsigned timeout_s;
-    unsigned threads; /* >1: a pool of polling threads (handlers may block) */
+    unsigned threads; /* >1: a pool of polling threads (handlers may block); else one own loop */
 };
 
 int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg, char *err,
@@ -95,5 +95,12 @@ void wx_http_record(struct wx_http_req *req, const struct wx_log *log, struct wx
  */
 void wx_http_suspend(struct wx_http_req *req);
 void wx_http_resume(struct wx_http_req *req);
+/*
+ * Between these two calls, the calling thread's wx_http_resume()s on server s wake its event
+ * loop once, at the release, instead of once each (the group-commit writer resumes a whole
+ * batch at a time).
+ */
+void wx_http_hold_wakeups(struct wx_http_server *s);
+void wx_http_release_wakeups(struct wx_http_server *s);
 
 #endif

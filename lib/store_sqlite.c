@@ -136,11 +136,45 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS consents(user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,"
     " at INTEGER NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;";
 
+/*
+ * Apps read inside one transaction are remembered until it ends (or the connection writes an
+ * app): a transaction sees a fixed snapshot, so the memo can never serve a stale row, and a
+ * group commit of 64 code exchanges reads its app once instead of 64 times.
+ */
+#define APP_MEMO 4
+
 struct sq {
     struct wx_store base;
     sqlite3 *db;
     sqlite3_stmt *st[Q_COUNT];
+    int memo_n, memo_next;
+    struct wx_app memo[APP_MEMO];
 };
+
+static void memo_clear(struct sq *d)
+{
+    d->memo_n = 0;
+    d->memo_next = 0;
+}
+
+/* The remembered app with this appid (appid != NULL) or row id; NULL when not remembered. */
+static const struct wx_app *memo_find(struct sq *d, const char *appid, int64_t id)
+{
+    for (int i = 0; i < d->memo_n; i++)
+        if (appid ? !strcmp(d->memo[i].appid, appid) : d->memo[i].id == id)
+            return &d->memo[i];
+    return NULL;
+}
+
+static void memo_put(struct sq *d, const struct wx_app *a)
+{
+    if (sqlite3_get_autocommit(d->db))
+        return; /* outside a transaction nothing pins the snapshot */
+    d->memo[d->memo_next] = *a;
+    d->memo_next = (d->memo_next + 1) % APP_MEMO;
+    if (d->memo_n < APP_MEMO)
+        d->memo_n++;
+}
 
 static struct sq *SQ(struct wx_store *s)
 {
@@ -188,10 +222,16 @@ static int row(sqlite3_stmt *q)
     return rc == SQLITE_DONE ? WX_ERR_NOTFOUND : WX_ERR_STORE;
 }
 
+/* Copies a text column, cut to outsz - 1 bytes (the columns' limits are checked on write). */
 static void col_text(sqlite3_stmt *q, int i, char *out, size_t outsz)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
-    snprintf(out, outsz, "%s", t ? (const char *)t : "");
+    size_t n = t ? (size_t)sqlite3_column_bytes(q, i) : 0;
+    if (n >= outsz)
+        n = outsz - 1;
+    if (n)
+        memcpy(out, t, n);
+    out[n] = '\0';
 }
 
 static void col_mac(sqlite3_stmt *q, int i, unsigned char mac[WX_CRED_MAC])
@@ -218,16 +258,19 @@ static int sq_ping(struct wx_store *s)
 
 static int sq_batch_begin(struct wx_store *s)
 {
+    memo_clear(SQ(s));
     return run(stmt(s, Q_BEGIN_IMM));
 }
 
 static int sq_batch_commit(struct wx_store *s)
 {
+    memo_clear(SQ(s));
     return run(stmt(s, Q_COMMIT));
 }
 
 static void sq_batch_rollback(struct wx_store *s)
 {
+    memo_clear(SQ(s));
     if (!sqlite3_get_autocommit(SQ(s)->db))
         run(stmt(s, Q_ROLLBACK));
 }
@@ -245,11 +288,15 @@ static int sq_checkpoint(struct wx_store *s)
  */
 static int sq_read_begin(struct wx_store *s)
 {
-    return sqlite3_get_autocommit(SQ(s)->db) ? run(stmt(s, Q_BEGIN)) : WX_OK;
+    if (!sqlite3_get_autocommit(SQ(s)->db))
+        return WX_OK;
+    memo_clear(SQ(s));
+    return run(stmt(s, Q_BEGIN));
 }
 
 static void sq_read_end(struct wx_store *s)
 {
+    memo_clear(SQ(s));
     if (!sqlite3_get_autocommit(SQ(s)->db))
         run(stmt(s, Q_COMMIT));
 }
@@ -301,6 +348,7 @@ static void read_app(sqlite3_stmt *q, struct wx_app *a)
 
 static int sq_app_insert(struct wx_store *s, struct wx_app *a)
 {
+    memo_clear(SQ(s));
     sqlite3_stmt *q = stmt(s, Q_APP_INS);
     if (!q)
         return WX_ERR_STORE;
@@ -319,33 +367,43 @@ static int sq_app_insert(struct wx_store *s, struct wx_app *a)
     return rc;
 }
 
-static int app_one(struct wx_store *s, int qi, sqlite3_stmt *q, struct wx_app *out)
+static int app_one(struct wx_store *s, sqlite3_stmt *q, struct wx_app *out)
 {
-    (void)qi;
     int rc = row(q);
     if (rc == WX_OK) {
         read_app(q, out);
         sqlite3_reset(q);
+        memo_put(SQ(s), out);
     }
     return rc;
 }
 
 static int sq_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out)
 {
+    const struct wx_app *m = memo_find(SQ(s), appid, 0);
+    if (m) {
+        *out = *m;
+        return WX_OK;
+    }
     sqlite3_stmt *q = stmt(s, Q_APP_BY_APPID);
     if (!q)
         return WX_ERR_STORE;
     sqlite3_bind_text(q, 1, appid, -1, SQLITE_STATIC);
-    return app_one(s, Q_APP_BY_APPID, q, out);
+    return app_one(s, q, out);
 }
 
 static int sq_app_by_id(struct wx_store *s, int64_t id, struct wx_app *out)
 {
+    const struct wx_app *m = memo_find(SQ(s), NULL, id);
+    if (m) {
+        *out = *m;
+        return WX_OK;
+    }
     sqlite3_stmt *q = stmt(s, Q_APP_BY_ID);
     if (!q)
         return WX_ERR_STORE;
     sqlite3_bind_int64(q, 1, id);
-    return app_one(s, Q_APP_BY_ID, q, out);
+    return app_one(s, q, out);
 }
 
 static int each_app(sqlite3_stmt *q, wx_app_cb cb, void *ud)
@@ -369,6 +427,7 @@ static int sq_app_list(struct wx_store *s, wx_app_cb cb, void *ud)
 
 static int sq_app_delete(struct wx_store *s, int64_t id)
 {
+    memo_clear(SQ(s));
     static const char *const tables[] = {"follows", "consents", "codes",
                                          "access",  "grants",   "basic"};
     char text[192];
@@ -396,6 +455,7 @@ static int sq_app_delete(struct wx_store *s, int64_t id)
 
 static int sq_app_update(struct wx_store *s, const struct wx_app *a)
 {
+    memo_clear(SQ(s));
     sqlite3_stmt *q = stmt(s, Q_APP_UPD);
     if (!q)
         return WX_ERR_STORE;
@@ -412,6 +472,7 @@ static int sq_app_update(struct wx_store *s, const struct wx_app *a)
 
 static int sq_app_set_secret(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC])
 {
+    memo_clear(SQ(s));
     sqlite3_stmt *q = stmt(s, Q_APP_SECRET);
     if (!q)
         return WX_ERR_STORE;

@@ -18,7 +18,29 @@ struct wx_writer {
     struct wx_job *head, *tail;
     int stopping;
     _Atomic uint64_t batches, jobs;
+    void (*before_done)(void *), (*after_done)(void *);
+    void *hook_ud;
 };
+
+void wx_writer_set_done_hooks(struct wx_writer *w, void (*before)(void *), void (*after)(void *),
+                              void *ud)
+{
+    pthread_mutex_lock(&w->mu);
+    w->before_done = before;
+    w->after_done = after;
+    w->hook_ud = ud;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void hooks(struct wx_writer *w, int after)
+{
+    pthread_mutex_lock(&w->mu);
+    void (*fn)(void *) = after ? w->after_done : w->before_done;
+    void *ud = w->hook_ud;
+    pthread_mutex_unlock(&w->mu);
+    if (fn)
+        fn(ud);
+}
 
 static int queued(const struct wx_writer *w)
 {
@@ -97,12 +119,15 @@ static void run_batch(struct wx_writer *w, struct wx_job *batch)
     if (run_txn(s, batch, NULL, &failed)) {
         atomic_fetch_add(&w->batches, 1);
         atomic_fetch_add(&w->jobs, n);
+        hooks(w, 0);
         for (struct wx_job *j = batch, *next; j; j = next) {
             next = j->next;
             j->done(j, 1);
         }
+        hooks(w, 1);
         return;
     }
+    /* Retried jobs are answered one by one, each as soon as its own commit is done. */
     for (struct wx_job *j = batch, *next; j; j = next) {
         next = j->next;
         int ok = failed && run_txn(s, j, next, &failed);

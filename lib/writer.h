@@ -31,6 +31,12 @@ struct wx_writer;
 int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batch);
 void wx_writer_submit(struct wx_writer *w, struct wx_job *job);
 /*
+ * Optional: before() and after() run on the writer thread around the done() calls of a batch
+ * that committed (the provider holds the HTTP loop's wake-ups there: one wake-up per batch).
+ */
+void wx_writer_set_done_hooks(struct wx_writer *w, void (*before)(void *), void (*after)(void *),
+                              void *ud);
+/*
  * Drains the queue, stops the thread and closes the store. Jobs submitted afterwards are
  * answered at once with done(job, 0). Free with wx_writer_free() once nothing submits.
  */

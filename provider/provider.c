@@ -297,6 +297,16 @@ void wx_p_submit(struct wx_provider *p, struct wx_http_req *req, struct wx_job *
     wx_writer_submit(p->writer, job);
 }
 
+static void hold_wakeups(void *http)
+{
+    wx_http_hold_wakeups(http);
+}
+
+static void release_wakeups(void *http)
+{
+    wx_http_release_wakeups(http);
+}
+
 void wx_p_resume(struct wx_http_req *req)
 {
     wx_http_resume(req);
@@ -457,6 +467,7 @@ int wx_provider_main(int argc, char **argv)
         fprintf(stderr, "wxauth provider: %s\n", err);
         goto done;
     }
+    wx_writer_set_done_hooks(p->writer, hold_wakeups, release_wakeups, p->http);
     static char public_url[512];
     const char *pub = wx_cfg_str(&p->cfg, "public-url");
     if (pub && *pub)

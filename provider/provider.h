@@ -19,8 +19,10 @@
 #include "store.h"
 #include "writer.h"
 
-#define WX_CODE_TTL    300          /* WeChat: a code dies after 5 minutes */
-#define WX_ACCESS_TTL  7200         /* expires_in of web and basic access tokens */
+#define WX_CODE_TTL    300  /* WeChat: a code dies after 5 minutes */
+#define WX_ACCESS_TTL  7200 /* expires_in of web and basic access tokens */
+#define WX_XSTR(x)     #x
+#define WX_STR(x)      WX_XSTR(x)   /* a numeric macro as a string literal */
 #define WX_REFRESH_TTL (30 * 86400) /* refresh_token: 30 days from the first grant */
 #define WX_BASIC_GRACE 300          /* the previous basic token stays valid 5 minutes */
 #define WX_TICKET_TTL  600          /* a consent form must be answered within 10 minutes */

@@ -219,16 +219,26 @@ static void mint_done(struct wx_job *j, int committed)
             wx_cred_format(WX_CRED_REFRESH, &m->grant, m->grant_id, refresh);
         wx_p_openid(m->p, &m->app, m->user_id, openid);
         wx_p_unionid(m->p, &m->app, m->user_id, unionid);
-        wx_buf_reset(&req->out);
-        wx_buf_printf(&req->out,
-                      "{\"access_token\":\"%s\",\"expires_in\":%d,\"refresh_token\":\"%s\","
-                      "\"openid\":\"%s\",\"scope\":\"%s\"",
-                      access, WX_ACCESS_TTL, refresh, openid, scope_name(m->scope));
+        /* Every value is base62/base64url or a fixed word: nothing to escape, no printf. */
+        struct wx_buf *o = &req->out;
+        wx_buf_reset(o);
+        wx_buf_puts(o, "{\"access_token\":\"");
+        wx_buf_puts(o, access);
+        wx_buf_puts(o, "\",\"expires_in\":" WX_STR(WX_ACCESS_TTL) ",\"refresh_token\":\"");
+        wx_buf_puts(o, refresh);
+        wx_buf_puts(o, "\",\"openid\":\"");
+        wx_buf_puts(o, openid);
+        wx_buf_puts(o, "\",\"scope\":\"");
+        wx_buf_puts(o, scope_name(m->scope));
+        wx_buf_puts(o, "\"");
         if (m->snapshot && !m->refresh)
-            wx_buf_puts(&req->out, ",\"is_snapshotuser\":1");
-        if (unionid[0] && m->scope == WX_SCOPE_USERINFO && !m->refresh)
-            wx_buf_printf(&req->out, ",\"unionid\":\"%s\"", unionid);
-        wx_buf_puts(&req->out, "}");
+            wx_buf_puts(o, ",\"is_snapshotuser\":1");
+        if (unionid[0] && m->scope == WX_SCOPE_USERINFO && !m->refresh) {
+            wx_buf_puts(o, ",\"unionid\":\"");
+            wx_buf_puts(o, unionid);
+            wx_buf_puts(o, "\"");
+        }
+        wx_buf_puts(o, "}");
         wx_http_json(req, 200);
         sodium_memzero(access, sizeof access);
         sodium_memzero(refresh, sizeof refresh);
