@@ -19,6 +19,7 @@
  * Sessions are sealed cookies (XChaCha20-Poly1305 via lib/seal). The revocation list and the
  * redeemed-code cache live in this process for now (the shared store comes with issue 5).
  */
+#include <arpa/inet.h>
 #include <qrencode.h>
 #include <signal.h>
 #include <sodium.h>
@@ -39,11 +40,15 @@
 #include "log.h"
 #include "metrics.h"
 #include "seal.h"
+#include "store.h"
 
-#define GATE_CODE_CACHE 4096 /* codes redeemed in the last 5 minutes */
-#define GATE_CODE_TTL   300
-#define GATE_REVOKED    4096 /* signed-out sessions remembered until they expire */
-#define GATE_COOKIE_MAX 3072 /* a sealed session cookie stays far below 4 KiB: never chunked */
+#define GATE_CODE_TTL      300  /* a redeemed code's session is handed out again for 5 minutes */
+#define GATE_CODE_WAIT     10   /* seconds a second callback waits for the first one's exchange */
+#define GATE_COOKIE_MAX    3072 /* a sealed session cookie stays far below 4 KiB: never chunked */
+#define GATE_KEYS          4    /* cookie-secret: the current key and up to 3 older ones */
+#define GATE_PROXIES       16   /* trusted-proxies entries */
+#define GATE_TOUCH_MAX     60   /* idle sessions: the cookie is renewed at most once a minute */
+#define GATE_PROFILE_RETRY 300  /* a failed profile re-read is tried again after 5 minutes */
 
 static const struct wx_cfg_directive directives[] = {
     {"listen", WX_CFG_STR, "127.0.0.1:8710", 0, 0, "address:port to listen on (port 0: any free)"},
@@ -57,9 +62,21 @@ static const struct wx_cfg_directive directives[] = {
     {"ca-file", WX_CFG_STR, NULL, 0, 0, "CA bundle for TLS verification (default: system)"},
     {"scope", WX_CFG_STR, "snsapi_base", 0, 0, "default scope: snsapi_base or snsapi_userinfo"},
     {"cookie-secret", WX_CFG_STR, NULL, 0, 0,
-     "64 hex digits sealing sessions and states (unset: random, sessions end at restart)"},
+     "64 hex digits sealing sessions and states; a comma-separated list rotates keys: the "
+     "first seals, all open (unset: random, sessions end at restart)"},
     {"cookie-name", WX_CFG_STR, "_wxauth", 0, 0, "session cookie name"},
     {"session-ttl", WX_CFG_INT, "604800", 60, 31536000, "absolute session lifetime, seconds"},
+    {"session-idle", WX_CFG_INT, "86400", 0, 31536000,
+     "a session unused this many seconds ends (0: only the absolute lifetime)"},
+    {"profile-ttl", WX_CFG_INT, "86400", 0, 31536000,
+     "snsapi_userinfo sessions re-read nickname and avatar after this many seconds, one "
+     "request at a time, with the refresh token (0: never)"},
+    {"db", WX_CFG_STR, NULL, 0, 0,
+     "SQLite file for sign-outs and redeemed codes (unset: in memory, forgotten at restart)"},
+    {"trusted-proxies", WX_CFG_STR, "", 0, 0,
+     "comma-separated IPv4 addresses whose X-Forwarded-Proto/Host are believed"},
+    {"allowed-hosts", WX_CFG_STR, "", 0, 0,
+     "extra host names (besides public-url's) that X-Forwarded-Host may name"},
     {"threads", WX_CFG_INT, "8", 1, 64, "HTTP worker threads (token calls block one each)"},
     {"desktop", WX_CFG_STR, "qr", 0, 0,
      "browsers outside WeChat: qr (a page with a QR code to scan with WeChat) or pass (let "
@@ -71,39 +88,36 @@ static const struct wx_cfg_directive directives[] = {
 /* The session, sealed into the cookie. */
 struct session {
     unsigned char sid[16];
-    int64_t expires;
+    int64_t expires;       /* absolute end */
+    int64_t seen_ms;       /* last renewal (ms): the idle lifetime counts from here */
+    int64_t profile_until; /* nickname and avatar are re-read after this (userinfo scope) */
     int scope;
     char openid[WX_MAX_ID + 1];
     char unionid[WX_MAX_ID + 1];
     char nickname[WX_MAX_NICKNAME + 1];
     char avatar[WX_MAX_URLTEXT + 1];
-};
-
-struct code_entry {
-    unsigned char hash[16];
-    int64_t expires;
-    char cookie[GATE_COOKIE_MAX];
-    char rd[WX_STATE_MAX_PATH + 1];
+    char refresh[WX_MAX_TOKEN + 1]; /* the web refresh token, for re-reading the profile */
+    int key;                        /* index of the key that opened it (0: current) */
 };
 
 struct gate {
     struct wx_cfg cfg;
     struct wx_client *client;
-    struct wx_state_key key;
-    unsigned char seal_key[32];
+    struct wx_state_key keys[GATE_KEYS];    /* states: keys[0] seals */
+    unsigned char seal_keys[GATE_KEYS][32]; /* sessions: [0] seals, all open */
+    int nkeys;
     const char *prefix, *public_url, *cookie_name;
+    char public_host[256];
     int secure, default_scope, desktop_qr;
-    int64_t session_ttl;
+    int64_t session_ttl, session_idle, profile_ttl;
+    struct in_addr proxies[GATE_PROXIES];
+    int nproxies;
+    const char *allowed_hosts;
     struct wx_log log;
     struct wx_metrics metrics;
+    /* The store (sign-outs, redeemed codes, the refresher claim): one connection, one lock. */
     pthread_mutex_t mu;
-    struct code_entry codes[GATE_CODE_CACHE];
-    size_t codes_next;
-    struct {
-        unsigned char sid[16];
-        int64_t until;
-    } revoked[GATE_REVOKED];
-    size_t revoked_next;
+    struct wx_store *store;
 };
 
 static int64_t now_s(void)
@@ -111,7 +125,58 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- session cookie ---- */
+
+/*
+ * 16-byte store key for (kind, id): a hash, so the store never holds a session id or a code.
+ * Not keyed with cookie-secret on purpose: keys must stay the same across key rotation and on
+ * every gate sharing a store; the ids hashed are random 128-bit values or single-use codes.
+ */
+static void kv_key(const struct gate *g, char kind, const void *id, size_t len,
+                   unsigned char out[16])
+{
+    (void)g;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, (const unsigned char *)"wxauth-gate-kv-1", 16, 16);
+    crypto_generichash_update(&st, (const unsigned char *)&kind, 1);
+    crypto_generichash_update(&st, id, len);
+    crypto_generichash_final(&st, out, 16);
+}
+
+static int store_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until)
+{
+    pthread_mutex_lock(&g->mu);
+    int rc = g->store->ops->kv_put(g->store, key, v, strlen(v), until);
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+/* WX_OK with the value in out (NUL-terminated), WX_ERR_NOTFOUND, or a store error. */
+static int store_get(struct gate *g, const unsigned char key[16], char *out, size_t outsz)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&g->mu);
+    int rc = g->store->ops->kv_get(g->store, key, now_s(), out, outsz - 1, &n);
+    pthread_mutex_unlock(&g->mu);
+    out[rc == WX_OK ? n : 0] = '\0';
+    return rc;
+}
+
+/* WX_OK for the first claimant of key, WX_ERR_CONFLICT for everyone after. */
+static int store_claim(struct gate *g, const unsigned char key[16], int64_t until)
+{
+    pthread_mutex_lock(&g->mu);
+    int rc = g->store->ops->nonce_use(g->store, key, until);
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
 
 static void put_str(struct wx_buf *b, const char *s)
 {
@@ -119,27 +184,39 @@ static void put_str(struct wx_buf *b, const char *s)
     wx_buf_append(b, "\n", 1);
 }
 
-/* Seals s into "name=value; attributes". */
+static void put_num(struct wx_buf *b, int64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long)v);
+    put_str(b, num);
+}
+
+/* Seals s (with the current key) into "name=value; attributes". */
 static int session_cookie(struct gate *g, const struct session *s, struct wx_buf *out)
 {
     struct wx_buf plain;
-    char sid[33], num[32];
+    char sid[33];
     wx_buf_init(&plain, WX_SEAL_MAX_PLAIN);
     sodium_bin2hex(sid, sizeof sid, s->sid, sizeof s->sid);
-    snprintf(num, sizeof num, "%lld", (long long)s->expires);
     put_str(&plain, sid);
-    put_str(&plain, num);
+    put_num(&plain, s->expires);
+    put_num(&plain, s->seen_ms);
+    put_num(&plain, s->profile_until);
     put_str(&plain, s->scope == 2 ? "snsapi_userinfo" : "snsapi_base");
     put_str(&plain, s->openid);
     put_str(&plain, s->unionid);
     put_str(&plain, s->nickname);
     put_str(&plain, s->avatar);
-    int rc = wx_buf_printf(out, "%s=", g->cookie_name);
+    put_str(&plain, s->refresh);
+    int rc = plain.ptr ? wx_buf_printf(out, "%s=", g->cookie_name) : WX_ERR_LIMIT;
     if (!rc)
-        rc = wx_seal(g->seal_key, "gate-session", plain.ptr, plain.len, out);
+        rc = wx_seal(g->seal_keys[0], "gate-session", plain.ptr, plain.len, out);
+    /* The browser keeps the cookie for the absolute lifetime; the idle one is checked here. */
     if (!rc)
         rc = wx_buf_printf(out, "; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s",
                            (long long)(s->expires - now_s()), g->secure ? "; Secure" : "");
+    if (plain.ptr)
+        sodium_memzero(plain.ptr, plain.len);
     wx_buf_free(&plain);
     return rc;
 }
@@ -156,37 +233,61 @@ static int take(char **p, char *dst, size_t dstsz)
     return 0;
 }
 
-static int revoked(struct gate *g, const unsigned char sid[16])
+static int take_num(char **p, int64_t *v)
 {
-    int hit = 0;
-    pthread_mutex_lock(&g->mu);
-    for (size_t i = 0; i < GATE_REVOKED && !hit; i++)
-        hit = g->revoked[i].until > now_s() && !sodium_memcmp(g->revoked[i].sid, sid, 16);
-    pthread_mutex_unlock(&g->mu);
-    return hit;
+    char num[24], *end;
+    if (take(p, num, sizeof num) || !num[0])
+        return -1;
+    *v = strtoll(num, &end, 10);
+    return *end ? -1 : 0;
 }
 
-/* The current session, or 0 when the cookie is absent, forged, expired or signed out. */
+enum { SESSION_NONE, SESSION_OK, SESSION_STORE_DOWN };
+
+/*
+ * The current session: SESSION_OK, SESSION_NONE when the cookie is absent, forged, expired
+ * (absolute or idle) or signed out, SESSION_STORE_DOWN when the sign-out list cannot be read.
+ */
 static int session_get(struct gate *g, struct wx_http_req *req, struct session *s)
 {
     const char *c = wx_http_cookie(req, g->cookie_name);
-    char plain[WX_SEAL_MAX_PLAIN + 1], sid[33], num[32], scope[32];
-    size_t n = 0;
+    char plain[WX_SEAL_MAX_PLAIN + 1], sid[33], scope[32], mark[8];
+    size_t n = 0, bl = 0;
     memset(s, 0, sizeof *s);
-    if (!c ||
-        wx_unseal(g->seal_key, "gate-session", wx_slice_cstr(c), plain, WX_SEAL_MAX_PLAIN, &n))
-        return 0;
+    if (!c)
+        return SESSION_NONE;
+    s->key = -1;
+    for (int k = 0; k < g->nkeys && s->key < 0; k++)
+        if (!wx_unseal(g->seal_keys[k], "gate-session", wx_slice_cstr(c), plain, WX_SEAL_MAX_PLAIN,
+                       &n))
+            s->key = k;
+    if (s->key < 0)
+        return SESSION_NONE;
     plain[n] = '\0';
     char *p = plain;
-    size_t bl = 0;
-    if (take(&p, sid, sizeof sid) || take(&p, num, sizeof num) || take(&p, scope, sizeof scope) ||
-        take(&p, s->openid, sizeof s->openid) || take(&p, s->unionid, sizeof s->unionid) ||
-        take(&p, s->nickname, sizeof s->nickname) || take(&p, s->avatar, sizeof s->avatar) ||
-        sodium_hex2bin(s->sid, sizeof s->sid, sid, strlen(sid), NULL, &bl, NULL) || bl != 16)
-        return 0;
-    s->expires = strtoll(num, NULL, 10);
+    int bad = take(&p, sid, sizeof sid) || take_num(&p, &s->expires) || take_num(&p, &s->seen_ms) ||
+              take_num(&p, &s->profile_until) || take(&p, scope, sizeof scope) ||
+              take(&p, s->openid, sizeof s->openid) || take(&p, s->unionid, sizeof s->unionid) ||
+              take(&p, s->nickname, sizeof s->nickname) || take(&p, s->avatar, sizeof s->avatar) ||
+              take(&p, s->refresh, sizeof s->refresh) ||
+              sodium_hex2bin(s->sid, sizeof s->sid, sid, strlen(sid), NULL, &bl, NULL) || bl != 16;
+    sodium_memzero(plain, sizeof plain);
+    if (bad)
+        return SESSION_NONE;
     s->scope = !strcmp(scope, "snsapi_userinfo") ? 2 : 1;
-    return s->expires > now_s() && s->openid[0] && !revoked(g, s->sid);
+    int64_t now = now_s();
+    if (s->expires <= now || !s->openid[0] ||
+        (g->session_idle && s->seen_ms + g->session_idle * 1000 <= now_ms()))
+        return SESSION_NONE;
+    unsigned char key[16];
+    kv_key(g, 'r', s->sid, sizeof s->sid, key);
+    int rc = store_get(g, key, mark, sizeof mark);
+    if (rc == WX_ERR_NOTFOUND)
+        return SESSION_OK;
+    if (rc == WX_OK)
+        return SESSION_NONE; /* signed out */
+    wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot read the sign-out list\"");
+    return SESSION_STORE_DOWN;
 }
 
 /* ---- pages ---- */
@@ -252,12 +353,56 @@ static int header_list_has(const char *list, const char *item)
     return 0;
 }
 
+/*
+ * Re-reads nickname and avatar with the session's refresh token. Only one request per session
+ * and 30-second window does it (a claim in the store, so this holds across gates sharing one);
+ * the others go on with the profile they have. Returns 1 when s changed.
+ */
+static int refresh_profile(struct gate *g, struct session *s)
+{
+    int64_t now = now_s();
+    unsigned char claim[16], id[24];
+    int64_t window = now / 30;
+    memcpy(id, s->sid, 16);
+    memcpy(id + 16, &window, 8);
+    kv_key(g, 'p', id, sizeof id, claim);
+    if (store_claim(g, claim, now + 60) != WX_OK)
+        return 0;
+    struct wx_token tok;
+    struct wx_userinfo ui = {0};
+    struct wx_error err = {0};
+    int rc = wx_refresh_token(g->client, s->refresh, &tok, &err);
+    if (rc == WX_OK)
+        rc = wx_get_userinfo(g->client, tok.access_token, s->openid, "zh_CN", &ui, &err);
+    if (rc != WX_OK) {
+        wx_logf(&g->log, WX_LOG_WARN,
+                "level=warn msg=\"profile re-read failed; keeping the old one\" errcode=%d",
+                err.errcode);
+        s->profile_until = now + GATE_PROFILE_RETRY;
+    } else {
+        snprintf(s->nickname, sizeof s->nickname, "%s", ui.nickname);
+        snprintf(s->avatar, sizeof s->avatar, "%s", ui.headimgurl);
+        if (ui.unionid[0])
+            snprintf(s->unionid, sizeof s->unionid, "%s", ui.unionid);
+        if (tok.refresh_token[0])
+            snprintf(s->refresh, sizeof s->refresh, "%s", tok.refresh_token);
+        s->profile_until = now + g->profile_ttl;
+    }
+    sodium_memzero(&tok, sizeof tok);
+    return 1;
+}
+
 static void route_auth(struct gate *g, struct wx_http_req *req)
 {
     struct session s;
     const char *need = wx_http_header(req, "X-WxAuth-Require-Scope");
     const char *allow = wx_http_header(req, "X-WxAuth-Allow-OpenIDs");
-    if (!session_get(g, req, &s) || (need && !strcmp(need, "snsapi_userinfo") && s.scope != 2)) {
+    int st = session_get(g, req, &s);
+    if (st == SESSION_STORE_DOWN) {
+        wx_http_text(req, 503, "session store unavailable\n");
+        return;
+    }
+    if (st != SESSION_OK || (need && !strcmp(need, "snsapi_userinfo") && s.scope != 2)) {
         wx_http_text(req, 401, "no valid session\n");
         return;
     }
@@ -266,8 +411,18 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
         wx_http_text(req, 403, "not on this route's allow-list\n");
         return;
     }
-    struct wx_buf nick;
+    /*
+     * Renewal: a new cookie rides on the 202 (nginx passes it on with auth_request_set) when the
+     * idle clock should restart, when an older key sealed it, or when the profile was re-read.
+     */
+    int64_t now = now_s();
+    int64_t touch = g->session_idle / 4 < GATE_TOUCH_MAX ? g->session_idle / 4 : GATE_TOUCH_MAX;
+    int renew = s.key != 0 || (g->session_idle && now_ms() - s.seen_ms >= touch * 1000);
+    if (s.scope == 2 && g->profile_ttl && s.refresh[0] && s.profile_until <= now)
+        renew |= refresh_profile(g, &s);
+    struct wx_buf nick, cookie;
     wx_buf_init(&nick, WX_MAX_NICKNAME * 3 + 1);
+    wx_buf_init(&cookie, GATE_COOKIE_MAX - 1);
     wx_pct_encode(&nick, wx_slice_cstr(s.nickname));
     wx_http_text(req, 202, "");
     wx_http_set_header(req, "X-WeChat-OpenID", s.openid);
@@ -278,7 +433,14 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
         wx_http_set_header(req, "X-WeChat-Nickname", nick.ptr ? nick.ptr : "");
         wx_http_set_header(req, "X-WeChat-Avatar", s.avatar);
     }
+    if (renew) {
+        s.seen_ms = now_ms();
+        if (session_cookie(g, &s, &cookie) == WX_OK)
+            wx_http_set_header(req, "Set-Cookie", cookie.ptr);
+    }
+    wx_buf_free(&cookie);
     wx_buf_free(&nick);
+    sodium_memzero(&s, sizeof s);
 }
 
 /* Appends an SVG of the QR code of text, as a data: URI image (the page CSP allows data:). */
@@ -313,11 +475,52 @@ static int qr_img(struct wx_buf *b, const char *text)
     return rc;
 }
 
-/* Outside WeChat: a page with the QR code of the page the user wanted, to open in WeChat. */
-static void desktop_page(struct gate *g, struct wx_http_req *req, const char *rd)
+/* host is public-url's host or one of allowed-hosts (exact, case-insensitive). */
+static int host_allowed(const struct gate *g, const char *host)
 {
-    char url[WX_MAX_URL];
-    snprintf(url, sizeof url, "%s%s", g->public_url, rd);
+    if (!strcasecmp(host, g->public_host))
+        return 1;
+    size_t n = strlen(host);
+    for (const char *p = g->allowed_hosts; p && *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        if ((size_t)(e - p) == n && n && !strncasecmp(p, host, n))
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/*
+ * The site's base URL for this request: public-url, unless the request comes from a trusted
+ * proxy that names an allowed host in X-Forwarded-Host (and http/https in X-Forwarded-Proto).
+ * Everyone else's X-Forwarded-* is ignored: it would let a client choose the redirect_uri.
+ */
+static const char *base_url(const struct gate *g, struct wx_http_req *req, char *out, size_t outsz)
+{
+    struct in_addr peer;
+    int trusted = 0;
+    if (g->nproxies && inet_pton(AF_INET, req->peer, &peer) == 1)
+        for (int i = 0; i < g->nproxies && !trusted; i++)
+            trusted = g->proxies[i].s_addr == peer.s_addr;
+    const char *host = trusted ? wx_http_header(req, "X-Forwarded-Host") : NULL;
+    if (!host || !*host || strlen(host) > 253 || !host_allowed(g, host))
+        return g->public_url;
+    const char *proto = wx_http_header(req, "X-Forwarded-Proto");
+    if (!proto || (strcmp(proto, "http") && strcmp(proto, "https")))
+        proto = g->secure ? "https" : "http";
+    snprintf(out, outsz, "%s://%s", proto, host);
+    return out;
+}
+
+/* Outside WeChat: a page with the QR code of the page the user wanted, to open in WeChat. */
+static void desktop_page(struct gate *g, struct wx_http_req *req, const char *base, const char *rd)
+{
+    char url[WX_MAX_URL + 320];
+    snprintf(url, sizeof url, "%.300s%s", base, rd);
     struct wx_buf *b = &req->out;
     wx_buf_reset(b);
     wx_http_page(req, 200);
@@ -355,9 +558,11 @@ static void route_start(struct gate *g, struct wx_http_req *req)
     }
     if (!scope || (strcmp(scope, "snsapi_base") && strcmp(scope, "snsapi_userinfo")))
         scope = g->default_scope == 2 ? "snsapi_userinfo" : "snsapi_base";
+    char base_buf[300];
+    const char *base = base_url(g, req, base_buf, sizeof base_buf);
     const char *ua = wx_http_header(req, "User-Agent");
     if (g->desktop_qr && (!ua || !strstr(ua, "MicroMessenger"))) {
-        desktop_page(g, req, rd);
+        desktop_page(g, req, base, rd);
         wx_query_free(&q);
         return;
     }
@@ -365,7 +570,7 @@ static void route_start(struct gate *g, struct wx_http_req *req)
         rd = "/"; /* longer return paths do not fit the state; the site's root is safe */
     const char *bid = wx_http_cookie(req, "_wxauth_b");
     char state[WX_MAX_STATE + 1], redirect[600], newbid[33], cookie[128] = "";
-    struct wx_state_keys keys = {&g->key, 1};
+    struct wx_state_keys keys = {g->keys, (size_t)g->nkeys};
     if (!bid || strlen(bid) != 32) {
         unsigned char raw[16];
         randombytes_buf(raw, sizeof raw);
@@ -374,7 +579,7 @@ static void route_start(struct gate *g, struct wx_http_req *req)
                  g->secure ? "; Secure" : "");
         bid = NULL; /* bind from the second visit on: WeChat's browser may drop cookies */
     }
-    snprintf(redirect, sizeof redirect, "%s%s/callback", g->public_url, g->prefix);
+    snprintf(redirect, sizeof redirect, "%s%s/callback", base, g->prefix);
     struct wx_authorize_params p = {redirect, scope, state, 1, 0, 0};
     struct wx_buf url;
     wx_buf_init(&url, 4096);
@@ -391,48 +596,74 @@ static void route_start(struct gate *g, struct wx_http_req *req)
     wx_query_free(&q);
 }
 
-static void code_hash(const char *code, unsigned char out[16])
+/*
+ * A redeemed code's outcome, kept GATE_CODE_TTL seconds: "S" + return path + "\n" + the
+ * Set-Cookie value, or "E" + errcode when the exchange failed.
+ */
+#define CODE_RESULT_MAX (GATE_COOKIE_MAX + WX_STATE_MAX_PATH + 8)
+
+static void code_key(struct gate *g, char kind, const char *code, unsigned char out[16])
 {
-    crypto_generichash(out, 16, (const unsigned char *)code, strlen(code), NULL, 0);
+    kv_key(g, kind, code, strlen(code), out);
 }
 
-/* A code redeemed in the last 5 minutes: its session cookie (copied into out). */
-static int code_cached(struct gate *g, const char *code, char *out, size_t outsz, char *rd)
+/*
+ * The same code again (a refresh, Back, or WeChat's second callback): waits while another
+ * request is still exchanging it, then answers with its outcome. 1 when answered.
+ */
+static int code_replay(struct gate *g, struct wx_http_req *req, const char *code, const char *back)
 {
-    unsigned char h[16];
-    int hit = 0;
-    code_hash(code, h);
-    pthread_mutex_lock(&g->mu);
-    for (size_t i = 0; i < GATE_CODE_CACHE && !hit; i++) {
-        struct code_entry *e = &g->codes[i];
-        if (e->expires > now_s() && !sodium_memcmp(e->hash, h, 16)) {
-            snprintf(out, outsz, "%s", e->cookie);
-            snprintf(rd, WX_STATE_MAX_PATH + 1, "%s", e->rd);
-            hit = 1;
+    unsigned char key[16];
+    char v[CODE_RESULT_MAX];
+    code_key(g, 'c', code, key);
+    for (int i = 0; i <= GATE_CODE_WAIT * 20; i++) {
+        int rc = store_get(g, key, v, sizeof v);
+        if (rc == WX_OK && v[0] == 'S' && strchr(v, '\n')) {
+            char *nl = strchr(v, '\n');
+            *nl = '\0';
+            wx_http_redirect(req, 303, v + 1);
+            wx_http_set_header(req, "Set-Cookie", nl + 1);
+            return 1;
         }
+        if (rc == WX_OK) { /* "E<errcode>": the first request failed; so does this one */
+            int ec = (int)strtol(v + 1, NULL, 10);
+            const struct wx_errcode_info *e = wx_errcode_explain(ec);
+            req->errcode = ec;
+            page(g, req, 502, "登录没有成功", e ? e->hint_zh : "The login failed.", back, 0);
+            return 1;
+        }
+        if (rc != WX_ERR_NOTFOUND)
+            break;
+        /* Not the first request for this code? Then wait for the first one's outcome. */
+        if (i == 0) {
+            unsigned char claim[16];
+            code_key(g, 'x', code, claim);
+            rc = store_claim(g, claim, now_s() + GATE_CODE_TTL);
+            if (rc == WX_OK)
+                return 0; /* this request exchanges it */
+            if (rc != WX_ERR_CONFLICT)
+                break;
+        }
+        usleep(50000);
     }
-    pthread_mutex_unlock(&g->mu);
-    return hit;
+    page(g, req, 503, "请稍候 · Please wait",
+         "这次登录还在处理中，请刷新页面。The login is still being processed; reload the page.",
+         back, 0);
+    return 1;
 }
 
-static void code_remember(struct gate *g, const char *code, const char *cookie, const char *rd)
+static void code_remember(struct gate *g, const char *code, const char *value)
 {
-    pthread_mutex_lock(&g->mu);
-    struct code_entry *e = &g->codes[g->codes_next++ % GATE_CODE_CACHE];
-    code_hash(code, e->hash);
-    e->expires = now_s() + GATE_CODE_TTL;
-    snprintf(e->cookie, sizeof e->cookie, "%s", cookie);
-    snprintf(e->rd, sizeof e->rd, "%s", rd);
-    pthread_mutex_unlock(&g->mu);
+    unsigned char key[16];
+    code_key(g, 'c', code, key);
+    if (store_put(g, key, value, now_s() + GATE_CODE_TTL) != WX_OK)
+        wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot keep a redeemed code\"");
 }
 
 static void route_callback(struct gate *g, struct wx_http_req *req)
 {
     struct wx_callback cb;
-    struct wx_state_keys keys = {&g->key, 1};
     const char *bid = wx_http_cookie(req, "_wxauth_b");
-    char cookie[GATE_COOKIE_MAX], rd[WX_STATE_MAX_PATH + 1];
-    (void)keys;
     if (wx_callback_parse(g->client, req->query,
                           bid ? wx_slice_cstr(bid) : (struct wx_slice){NULL, 0}, now_s(), &cb)) {
         page(g, req, 500, "出错了", "Out of memory.", NULL, 0);
@@ -452,54 +683,67 @@ static void route_callback(struct gate *g, struct wx_http_req *req)
              back, 1);
         return;
     }
-    if (code_cached(g, cb.code, cookie, sizeof cookie, rd)) {
-        /* Refresh, Back, or WeChat's second callback: the same session, no second exchange. */
-        wx_http_redirect(req, 303, rd);
-        wx_http_set_header(req, "Set-Cookie", cookie);
-        return;
-    }
+    if (code_replay(g, req, cb.code, back))
+        return; /* refresh, Back, or WeChat's second callback: the same session */
     struct wx_token tok;
     struct wx_userinfo ui = {0};
     struct wx_error err = {0};
     int rc = wx_exchange_code(g->client, cb.code, &tok, &err);
     if (rc == WX_OK && !strcmp(tok.scope, "snsapi_userinfo"))
         rc = wx_get_userinfo(g->client, tok.access_token, tok.openid, "zh_CN", &ui, &err);
+    char result[CODE_RESULT_MAX];
     if (rc != WX_OK) {
         const struct wx_errcode_info *e = wx_errcode_explain(err.errcode);
         req->errcode = err.errcode;
+        snprintf(result, sizeof result, "E%d", err.errcode);
+        code_remember(g, cb.code, result);
         page(g, req, 502, "登录没有成功", e ? e->hint_zh : err.errmsg, back, 0);
         return;
     }
     struct session s = {0};
+    int64_t now = now_s();
     randombytes_buf(s.sid, sizeof s.sid);
-    s.expires = now_s() + g->session_ttl;
+    s.expires = now + g->session_ttl;
+    s.seen_ms = now_ms();
     s.scope = !strcmp(tok.scope, "snsapi_userinfo") ? 2 : 1;
+    s.profile_until = now + g->profile_ttl;
     snprintf(s.openid, sizeof s.openid, "%s", tok.openid);
     snprintf(s.unionid, sizeof s.unionid, "%s", ui.unionid[0] ? ui.unionid : tok.unionid);
     snprintf(s.nickname, sizeof s.nickname, "%s", ui.nickname);
     snprintf(s.avatar, sizeof s.avatar, "%s", ui.headimgurl);
+    if (s.scope == 2 && g->profile_ttl) /* kept only where the profile will be re-read */
+        snprintf(s.refresh, sizeof s.refresh, "%s", tok.refresh_token);
     sodium_memzero(&tok, sizeof tok);
     struct wx_buf c;
     wx_buf_init(&c, GATE_COOKIE_MAX - 1);
     if (session_cookie(g, &s, &c)) {
+        snprintf(result, sizeof result, "E%d", WX_EC_SYSTEM);
+        code_remember(g, cb.code, result);
         page(g, req, 500, "出错了", "The session does not fit in a cookie.", back, 0);
     } else {
-        code_remember(g, cb.code, c.ptr, back);
+        snprintf(result, sizeof result, "S%s\n%s", back, c.ptr);
+        code_remember(g, cb.code, result);
         wx_http_redirect(req, 303, back);
         wx_http_set_header(req, "Set-Cookie", c.ptr);
     }
+    sodium_memzero(result, sizeof result);
+    sodium_memzero(&s, sizeof s);
     wx_buf_free(&c);
 }
 
 static void route_sign_out(struct gate *g, struct wx_http_req *req)
 {
     struct session s;
-    if (session_get(g, req, &s)) {
-        pthread_mutex_lock(&g->mu);
-        size_t i = g->revoked_next++ % GATE_REVOKED;
-        memcpy(g->revoked[i].sid, s.sid, 16);
-        g->revoked[i].until = s.expires;
-        pthread_mutex_unlock(&g->mu);
+    if (session_get(g, req, &s) == SESSION_OK) {
+        unsigned char key[16];
+        kv_key(g, 'r', s.sid, sizeof s.sid, key);
+        /* Remembered until the cookie would have expired anyway. */
+        if (store_put(g, key, "1", s.expires) != WX_OK) {
+            page(g, req, 503, "退出没有成功 · Sign-out failed",
+                 "暂时无法退出，请稍后再试。The sign-out could not be recorded; try again.", NULL,
+                 0);
+            return;
+        }
     }
     char cookie[160];
     snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s",
@@ -515,7 +759,7 @@ static void route_userinfo(struct gate *g, struct wx_http_req *req)
 {
     struct session s;
     wx_buf_reset(&req->out);
-    if (!session_get(g, req, &s)) {
+    if (session_get(g, req, &s) != SESSION_OK) {
         wx_buf_puts(&req->out, "{\"error\":\"no valid session\"}");
         wx_http_json(req, 401);
         return;
@@ -523,7 +767,10 @@ static void route_userinfo(struct gate *g, struct wx_http_req *req)
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "openid", s.openid, "unionid", s.unionid,
                   "scope", s.scope == 2 ? "snsapi_userinfo" : "snsapi_base", "nickname", s.nickname,
-                  "headimgurl", s.avatar, "expires", (json_int_t)s.expires);
+                  "headimgurl", s.avatar, "expires",
+                  (json_int_t)(g->session_idle && s.seen_ms / 1000 + g->session_idle < s.expires
+                                   ? s.seen_ms / 1000 + g->session_idle
+                                   : s.expires));
     if (!o || wx_json_append(&req->out, o))
         wx_buf_puts(&req->out, "{\"error\":\"internal\"}");
     json_decref(o);
@@ -626,22 +873,60 @@ static int setup(struct gate *g, char *err, size_t errsz)
         snprintf(err, errsz, "scope: snsapi_base or snsapi_userinfo");
         return WX_ERR_INVALID;
     }
-    unsigned char master[32];
-    size_t bl = 0;
+    unsigned char master[GATE_KEYS][32];
+    g->nkeys = 0;
     if (hex) {
-        if (strlen(hex) != 64 || sodium_hex2bin(master, 32, hex, 64, NULL, &bl, NULL) || bl != 32) {
-            snprintf(err, errsz, "cookie-secret: 64 hex digits (e.g. openssl rand -hex 32)");
+        /* "NEW,OLD,...": the first seals, every one opens (key rotation). */
+        for (const char *p = hex; p && g->nkeys >= 0;) { /* every entry, empty ones too */
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p), bl = 0;
+            if (len != 64 || g->nkeys == GATE_KEYS ||
+                sodium_hex2bin(master[g->nkeys], 32, p, 64, NULL, &bl, NULL) || bl != 32)
+                g->nkeys = -1;
+            else
+                g->nkeys++;
+            p = e ? e + 1 : NULL;
+        }
+        if (g->nkeys <= 0) {
+            sodium_memzero(master, sizeof master);
+            snprintf(err, errsz,
+                     "cookie-secret: 64 hex digits (openssl rand -hex 32), or up to %d of them "
+                     "separated by commas, the current one first",
+                     GATE_KEYS);
             return WX_ERR_INVALID;
         }
     } else {
-        randombytes_buf(master, sizeof master);
+        randombytes_buf(master[0], 32);
+        g->nkeys = 1;
         wx_logf(&g->log, WX_LOG_WARN,
                 "level=warn msg=\"no cookie-secret: sessions end when the gate restarts\"");
     }
-    crypto_kdf_derive_from_key(g->seal_key, 32, 1, "wxgate__", master);
-    crypto_kdf_derive_from_key(g->key.key, 32, 2, "wxgate__", master);
-    g->key.id = 1;
+    for (int k = 0; k < g->nkeys; k++) {
+        unsigned char id[1];
+        crypto_kdf_derive_from_key(g->seal_keys[k], 32, 1, "wxgate__", master[k]);
+        crypto_kdf_derive_from_key(g->keys[k].key, 32, 2, "wxgate__", master[k]);
+        crypto_generichash(id, 1, master[k], 32, NULL, 0); /* same key, same id, any position */
+        g->keys[k].id = id[0];
+    }
     sodium_memzero(master, sizeof master);
+    const char *proxies = wx_cfg_str(&g->cfg, "trusted-proxies");
+    for (const char *p = proxies; p && *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        if (!*p)
+            break;
+        char one[64];
+        size_t len = strcspn(p, ", ");
+        snprintf(one, sizeof one, "%.*s", (int)(len < sizeof one ? len : sizeof one - 1), p);
+        if (g->nproxies == GATE_PROXIES || inet_pton(AF_INET, one, &g->proxies[g->nproxies]) != 1) {
+            snprintf(err, errsz, "trusted-proxies: up to %d IPv4 addresses ('%s' is not one)",
+                     GATE_PROXIES, one);
+            return WX_ERR_INVALID;
+        }
+        g->nproxies++;
+        p += len;
+    }
+    g->allowed_hosts = wx_cfg_str(&g->cfg, "allowed-hosts");
     static char public_url[512];
     snprintf(public_url, sizeof public_url, "%s", pub);
     size_t n = strlen(public_url);
@@ -649,6 +934,8 @@ static int setup(struct gate *g, char *err, size_t errsz)
         public_url[--n] = '\0';
     g->public_url = public_url;
     g->secure = !strncmp(public_url, "https://", 8);
+    const char *h = public_url + (g->secure ? 8 : 7);
+    snprintf(g->public_host, sizeof g->public_host, "%.*s", (int)strcspn(h, "/"), h);
     g->default_scope = !strcmp(scope, "snsapi_userinfo") ? 2 : 1;
     const char *desktop = wx_cfg_str(&g->cfg, "desktop");
     if (strcmp(desktop, "qr") && strcmp(desktop, "pass")) {
@@ -657,6 +944,16 @@ static int setup(struct gate *g, char *err, size_t errsz)
     }
     g->desktop_qr = !strcmp(desktop, "qr");
     g->session_ttl = wx_cfg_int(&g->cfg, "session-ttl");
+    g->session_idle = wx_cfg_int(&g->cfg, "session-idle");
+    g->profile_ttl = wx_cfg_int(&g->cfg, "profile-ttl");
+    const char *db = wx_cfg_str(&g->cfg, "db");
+    if (!db || !*db) {
+        db = ":memory:";
+        wx_logf(&g->log, WX_LOG_WARN,
+                "level=warn msg=\"no db: sign-outs and redeemed codes are forgotten at restart\"");
+    }
+    if (wx_store_open(&g->store, db, err, errsz))
+        return WX_ERR_INVALID;
     struct wx_client_config cc = {0};
     struct wx_error e = {0};
     cc.appid = appid;
@@ -664,7 +961,7 @@ static int setup(struct gate *g, char *err, size_t errsz)
     cc.open_base = wx_cfg_str(&g->cfg, "open-base");
     cc.api_base = wx_cfg_str(&g->cfg, "api-base");
     cc.ca_file = wx_cfg_str(&g->cfg, "ca-file");
-    cc.state_keys = (struct wx_state_keys){&g->key, 1};
+    cc.state_keys = (struct wx_state_keys){g->keys, (size_t)g->nkeys};
     cc.log = client_log;
     cc.log_ud = g;
     if (wx_client_new(&cc, &g->client, &e)) {
@@ -726,13 +1023,22 @@ int wx_gate_main(int argc, char **argv)
     printf("wxauth gate listening on http://%s:%d (public %s%s)\n", host, wx_http_port(http),
            g->public_url, g->prefix);
     fflush(stdout);
-    while (!stop_flag)
+    for (int tick = 1; !stop_flag; tick++) {
         usleep(100000);
+        if (tick % 600 == 0) { /* once a minute: forget expired sign-outs and codes */
+            int64_t deleted = 0;
+            pthread_mutex_lock(&g->mu);
+            g->store->ops->purge(g->store, now_s(), 10000, &deleted);
+            pthread_mutex_unlock(&g->mu);
+        }
+    }
     rc = 0;
 done:
     wx_http_stop(http);
     wx_client_free(g->client);
-    sodium_memzero(g->seal_key, sizeof g->seal_key);
+    if (g->store)
+        g->store->ops->close(g->store);
+    sodium_memzero(g->seal_keys, sizeof g->seal_keys);
     wx_cfg_free(&g->cfg);
     return rc;
 }

@@ -151,6 +151,16 @@ struct wx_store_ops {
     /* One-time use of a nonce (form tickets): WX_OK the first time, WX_ERR_CONFLICT after. */
     int (*nonce_use)(struct wx_store *s, const unsigned char nonce[16], int64_t expires);
 
+    /*
+     * Small values with a lifetime, under 16-byte keys the caller derives (a keyed hash): the
+     * gate's sign-out list and redeemed-code results. put replaces; get answers WX_ERR_NOTFOUND
+     * once the value expired, WX_ERR_LIMIT when it does not fit outsz.
+     */
+    int (*kv_put)(struct wx_store *s, const unsigned char key[16], const void *value, size_t len,
+                  int64_t expires);
+    int (*kv_get)(struct wx_store *s, const unsigned char key[16], int64_t now, void *out,
+                  size_t outsz, size_t *len);
+
     /* Deletes expired rows, at most limit of each kind; *deleted receives the count. */
     int (*purge)(struct wx_store *s, int64_t now, int limit, int64_t *deleted);
 };

@@ -41,6 +41,8 @@ enum {
     Q_BASIC_INS,
     Q_BASIC_GET,
     Q_NONCE_INS,
+    Q_KV_PUT,
+    Q_KV_GET,
     Q_CONSENT_SET,
     Q_CONSENT_GET,
     Q_BEGIN,
@@ -95,6 +97,8 @@ static const char *const sql[Q_COUNT] = {
     [Q_BASIC_INS] = "INSERT INTO basic(mac,app_id,expires) VALUES(?1,?2,?3)",
     [Q_BASIC_GET] = "SELECT mac,app_id,expires FROM basic WHERE id=?1",
     [Q_NONCE_INS] = "INSERT INTO nonces(nonce,expires) VALUES(?1,?2)",
+    [Q_KV_PUT] = "INSERT OR REPLACE INTO kv(k,v,expires) VALUES(?1,?2,?3)",
+    [Q_KV_GET] = "SELECT v FROM kv WHERE k=?1 AND expires>?2",
     [Q_CONSENT_SET] = "INSERT INTO consents(user_id,app_id,at) VALUES(?1,?2,?3) "
                       "ON CONFLICT(user_id,app_id) DO UPDATE SET at=excluded.at",
     [Q_CONSENT_GET] = "SELECT at FROM consents WHERE user_id=?1 AND app_id=?2",
@@ -133,6 +137,7 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS basic_app ON basic(app_id);"
     "CREATE TABLE IF NOT EXISTS revoked_grants(grant_id INTEGER PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB NOT NULL, expires INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS consents(user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,"
     " at INTEGER NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;";
 
@@ -827,6 +832,42 @@ static int sq_nonce_use(struct wx_store *s, const unsigned char nonce[16], int64
     return run(q);
 }
 
+static int sq_kv_put(struct wx_store *s, const unsigned char key[16], const void *value, size_t len,
+                     int64_t expires)
+{
+    sqlite3_stmt *q = stmt(s, Q_KV_PUT);
+    if (!q)
+        return WX_ERR_STORE;
+    sqlite3_bind_blob(q, 1, key, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(q, 2, len ? value : "", (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, expires);
+    return run(q);
+}
+
+static int sq_kv_get(struct wx_store *s, const unsigned char key[16], int64_t now, void *out,
+                     size_t outsz, size_t *len)
+{
+    sqlite3_stmt *q = stmt(s, Q_KV_GET);
+    if (!q)
+        return WX_ERR_STORE;
+    sqlite3_bind_blob(q, 1, key, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, now);
+    int rc = row(q);
+    if (rc != WX_OK)
+        return rc;
+    size_t n = (size_t)sqlite3_column_bytes(q, 0);
+    const void *v = sqlite3_column_blob(q, 0);
+    if (n > outsz) {
+        rc = WX_ERR_LIMIT;
+    } else {
+        if (n)
+            memcpy(out, v, n);
+        *len = n;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
 /*
  * Rows are appended in id order with the same lifetime, so expired rows sit at the front:
  * look only at the oldest `limit` rows, which keeps each purge bounded and index-free.
@@ -853,12 +894,13 @@ static int sq_purge(struct wx_store *s, int64_t now, int limit, int64_t *deleted
     for (size_t i = 0; rc == WX_OK && i < 3; i++)
         rc = purge_oldest(s, tables[i], now, limit, deleted);
     if (rc == WX_OK) {
-        char text[320];
+        char text[512];
         snprintf(text, sizeof text,
                  "DELETE FROM basic WHERE expires < %lld; DELETE FROM nonces WHERE expires < %lld;"
+                 "DELETE FROM kv WHERE expires < %lld;"
                  "DELETE FROM revoked_grants WHERE grant_id < (SELECT IFNULL(MIN(id), "
                  "9223372036854775807) FROM grants)",
-                 (long long)now, (long long)now);
+                 (long long)now, (long long)now, (long long)now);
         rc = exec(s, text);
     }
     return rc;
@@ -898,6 +940,8 @@ static const struct wx_store_ops sqlite_ops = {
     .basic_insert = sq_basic_insert,
     .basic_get = sq_basic_get,
     .nonce_use = sq_nonce_use,
+    .kv_put = sq_kv_put,
+    .kv_get = sq_kv_get,
     .consent_set = sq_consent_set,
     .consent_get = sq_consent_get,
     .purge = sq_purge,

@@ -3,66 +3,10 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const { spawn } = require('node:child_process');
-const net = require('node:net');
 const h = require('./harness');
+const { setup, signIn, login } = require('./gatekit');
 
-const { Browser, freePort } = h;
-
-function startGate(args, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(h.BIN, ['gate', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    const timer = setTimeout(() => reject(new Error('gate did not start: ' + err)), 10000);
-    child.stderr.on('data', (d) => { err += d; });
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[0-9.]+:\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ base: m[1], logs: () => err, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) });
-      }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); if (!out.includes('listening')) reject(new Error(`gate exited ${code}: ${err}`)); });
-  });
-}
-
-async function setup(fn, extra = []) {
-  const port = await freePort();
-  const d = h.makeDb({ domains: [`localhost:${port}`], openAccount: 'acme' });
-  const p = await h.startProvider(d.db);
-  const g = await startGate(['--listen', `127.0.0.1:${port}`, '--public-url', `http://localhost:${port}`,
-    '--open-base', p.base, '--api-base', p.base, '--desktop', 'pass', ...extra],
-  { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
-  const site = `http://localhost:${port}`;
-  try {
-    await fn({ d, p, g, site });
-  } finally {
-    await g.stop();
-    await p.stop();
-  }
-}
-
-async function signIn(b, p, user) {
-  const r = await b.go(`${p.base}/sandbox/login`, { method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${user}` });
-  assert.strictEqual(r.status, 303);
-}
-
-// start -> provider authorize -> (consent) -> callback; returns the callback response and URL.
-async function login(b, p, site, { rd = '/orders/7', scope = 'snsapi_base', action = 'allow' } = {}) {
-  const start = await b.go(`${site}/wxauth/start?rd=${encodeURIComponent(rd)}&scope=${scope}`);
-  assert.strictEqual(start.status, 302);
-  assert.match(start.location, new RegExp(`^${p.base}/connect/oauth2/authorize\\?appid=wx[0-9a-f]{16}&redirect_uri=http%3A%2F%2Flocalhost%3A\\d+%2Fwxauth%2Fcallback&response_type=code&scope=${scope}&state=[0-9A-Za-z]+&connect_redirect=1#wechat_redirect$`));
-  let r = await b.go(start.location);
-  if (r.status === 200) {
-    const f = h.parseForm(r.body);
-    r = await b.go(p.base + f.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...f.fields, action }).toString() });
-  }
-  assert.strictEqual(r.status, 302);
-  return { url: r.location, res: await b.go(r.location) };
-}
+const { Browser } = h;
 
 test('auth subrequest: 401 without a session, 202 with the identity after a login', async () => {
   await setup(async ({ d, p, site }) => {

@@ -45,3 +45,28 @@ test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is
     await stop();
   }
 });
+
+test('through nginx: the renewed session cookie on the 202 reaches the browser', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+  const { d, p, site, stop } = await startAll({ gateArgs: ['--session-idle', '4'] });
+  try {
+    const b = new Browser();
+    await b.go(`${p.base}/sandbox/login`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${d.users[0]}` });
+    const start = await b.go(`${site}/wxauth/start?rd=%2Fhome`);
+    const cb = await b.go(start.location);
+    assert.strictEqual((await b.go(cb.location)).status, 303);
+    const quiet = await b.go(`${site}/home`);
+    assert.strictEqual(quiet.status, 200);
+    assert.strictEqual(quiet.headers.get('set-cookie'), null, 'no cookie while the session is fresh');
+    const first = b.cookie(site);
+    await h.sleep(1100); // past a quarter of the idle time
+    const page = await b.go(`${site}/home`);
+    assert.strictEqual(page.status, 200);
+    assert.match(page.headers.get('set-cookie') || '', /^_wxauth=[^;]+; Path=\/; HttpOnly/);
+    assert.notStrictEqual(b.cookie(site), first);
+    assert.doesNotMatch(JSON.parse(page.body).headers.cookie || '', /_wxauth/, 'the app still never sees it');
+    await h.sleep(3100); // the first cookie has idled out; the renewed one has not
+    assert.strictEqual((await b.go(`${site}/home`)).status, 200);
+  } finally {
+    await stop();
+  }
+});

@@ -26,7 +26,7 @@ function waitPort(port, ms = 5000) {
   });
 }
 
-async function startStack() {
+async function startStack({ gateArgs = [] } = {}) {
   const [site, gatePort, appPort] = [await freePort(), await freePort(), await freePort()];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-nginx-'));
   // The upstream app: echoes what reached it.
@@ -37,7 +37,7 @@ async function startStack() {
   const d = h.makeDb({ domains: [`localhost:${site}`], openAccount: 'acme' });
   const p = await h.startProvider(d.db);
   const g = spawn(h.BIN, ['gate', '--listen', `127.0.0.1:${gatePort}`, '--public-url', `http://localhost:${site}`,
-    '--open-base', p.base, '--api-base', p.base, '--desktop', 'pass'], { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: 'ignore' });
+    '--open-base', p.base, '--api-base', p.base, '--desktop', 'pass', ...gateArgs], { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: 'ignore' });
   const conf = fs.readFileSync(SNIPPET, 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${site}`)
     .replaceAll('127.0.0.1:8710', `127.0.0.1:${gatePort}`).replaceAll('127.0.0.1:9000', `127.0.0.1:${appPort}`);
   fs.writeFileSync(path.join(dir, 'site.conf'), conf);
