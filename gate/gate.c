@@ -20,7 +20,6 @@
  * redeemed-code cache live in this process for now (the shared store comes with issue 5).
  */
 #include <arpa/inet.h>
-#include <qrencode.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -39,6 +38,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "qr.h"
 #include "seal.h"
 #include "store.h"
 
@@ -78,6 +78,10 @@ static const struct wx_cfg_directive directives[] = {
     {"allowed-hosts", WX_CFG_STR, "", 0, 0,
      "extra host names (besides public-url's) that X-Forwarded-Host may name"},
     {"threads", WX_CFG_INT, "8", 1, 64, "HTTP worker threads (token calls block one each)"},
+    {"web-appid", WX_CFG_STR, NULL, 0, 0,
+     "a website app's AppID (open platform): desktop browsers then log in with WeChat's QR "
+     "login (qrconnect, snsapi_login) instead of the desktop page"},
+    {"web-secret", WX_CFG_STR, NULL, 0, 0, "its AppSecret (prefer WXAUTH_WEB_SECRET)"},
     {"desktop", WX_CFG_STR, "qr", 0, 0,
      "browsers outside WeChat: qr (a page with a QR code to scan with WeChat) or pass (let "
      "them through, e.g. to a wxauth provider in sandbox mode)"},
@@ -100,9 +104,15 @@ struct session {
     int key;                        /* index of the key that opened it (0: current) */
 };
 
+/* An app the gate logs users in with: the Official Account, or the website app (qrconnect). */
+struct app_client {
+    const char *appid;
+    struct wx_client *client; /* NULL: not configured */
+};
+
 struct gate {
     struct wx_cfg cfg;
-    struct wx_client *client;
+    struct app_client oa, web;
     struct wx_state_key keys[GATE_KEYS];    /* states: keys[0] seals */
     unsigned char seal_keys[GATE_KEYS][32]; /* sessions: [0] seals, all open */
     int nkeys;
@@ -130,6 +140,29 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Session scopes: 1 snsapi_base, 2 snsapi_userinfo, 3 snsapi_login (a website app's login). */
+enum { SCOPE_BASE = 1, SCOPE_USERINFO = 2, SCOPE_LOGIN = 3 };
+
+static int scope_of(const char *name)
+{
+    return !strcmp(name, "snsapi_userinfo") ? SCOPE_USERINFO
+           : !strcmp(name, "snsapi_login")  ? SCOPE_LOGIN
+                                            : SCOPE_BASE;
+}
+
+static const char *scope_str(int scope)
+{
+    return scope == SCOPE_USERINFO ? "snsapi_userinfo"
+           : scope == SCOPE_LOGIN  ? "snsapi_login"
+                                   : "snsapi_base";
+}
+
+/* The app whose openid the session holds. */
+static const struct app_client *session_client(const struct gate *g, const struct session *s)
+{
+    return s->scope == SCOPE_LOGIN ? &g->web : &g->oa;
 }
 
 /* ---- session cookie ---- */
@@ -202,7 +235,7 @@ static int session_cookie(struct gate *g, const struct session *s, struct wx_buf
     put_num(&plain, s->expires);
     put_num(&plain, s->seen_ms);
     put_num(&plain, s->profile_until);
-    put_str(&plain, s->scope == 2 ? "snsapi_userinfo" : "snsapi_base");
+    put_str(&plain, scope_str(s->scope));
     put_str(&plain, s->openid);
     put_str(&plain, s->unionid);
     put_str(&plain, s->nickname);
@@ -274,7 +307,7 @@ static int session_get(struct gate *g, struct wx_http_req *req, struct session *
     sodium_memzero(plain, sizeof plain);
     if (bad)
         return SESSION_NONE;
-    s->scope = !strcmp(scope, "snsapi_userinfo") ? 2 : 1;
+    s->scope = scope_of(scope);
     int64_t now = now_s();
     if (s->expires <= now || !s->openid[0] ||
         (g->session_idle && s->seen_ms + g->session_idle * 1000 <= now_ms()))
@@ -371,9 +404,10 @@ static int refresh_profile(struct gate *g, struct session *s)
     struct wx_token tok;
     struct wx_userinfo ui = {0};
     struct wx_error err = {0};
-    int rc = wx_refresh_token(g->client, s->refresh, &tok, &err);
+    struct wx_client *c = session_client(g, s)->client;
+    int rc = c ? wx_refresh_token(c, s->refresh, &tok, &err) : WX_ERR_INVALID;
     if (rc == WX_OK)
-        rc = wx_get_userinfo(g->client, tok.access_token, s->openid, "zh_CN", &ui, &err);
+        rc = wx_get_userinfo(c, tok.access_token, s->openid, "zh_CN", &ui, &err);
     if (rc != WX_OK) {
         wx_logf(&g->log, WX_LOG_WARN,
                 "level=warn msg=\"profile re-read failed; keeping the old one\" errcode=%d",
@@ -402,7 +436,8 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
         wx_http_text(req, 503, "session store unavailable\n");
         return;
     }
-    if (st != SESSION_OK || (need && !strcmp(need, "snsapi_userinfo") && s.scope != 2)) {
+    /* A website login (snsapi_login) carries the profile too: it satisfies snsapi_userinfo. */
+    if (st != SESSION_OK || (need && !strcmp(need, "snsapi_userinfo") && s.scope == SCOPE_BASE)) {
         wx_http_text(req, 401, "no valid session\n");
         return;
     }
@@ -418,7 +453,7 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
     int64_t now = now_s();
     int64_t touch = g->session_idle / 4 < GATE_TOUCH_MAX ? g->session_idle / 4 : GATE_TOUCH_MAX;
     int renew = s.key != 0 || (g->session_idle && now_ms() - s.seen_ms >= touch * 1000);
-    if (s.scope == 2 && g->profile_ttl && s.refresh[0] && s.profile_until <= now)
+    if (s.scope != SCOPE_BASE && g->profile_ttl && s.refresh[0] && s.profile_until <= now)
         renew |= refresh_profile(g, &s);
     struct wx_buf nick, cookie;
     wx_buf_init(&nick, WX_MAX_NICKNAME * 3 + 1);
@@ -428,8 +463,9 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
     wx_http_set_header(req, "X-WeChat-OpenID", s.openid);
     if (s.unionid[0])
         wx_http_set_header(req, "X-WeChat-UnionID", s.unionid);
-    wx_http_set_header(req, "X-WeChat-Scope", s.scope == 2 ? "snsapi_userinfo" : "snsapi_base");
-    if (s.scope == 2) {
+    wx_http_set_header(req, "X-WeChat-Scope", scope_str(s.scope));
+    wx_http_set_header(req, "X-WeChat-AppID", session_client(g, &s)->appid);
+    if (s.scope != SCOPE_BASE) {
         wx_http_set_header(req, "X-WeChat-Nickname", nick.ptr ? nick.ptr : "");
         wx_http_set_header(req, "X-WeChat-Avatar", s.avatar);
     }
@@ -441,38 +477,6 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
     wx_buf_free(&cookie);
     wx_buf_free(&nick);
     sodium_memzero(&s, sizeof s);
-}
-
-/* Appends an SVG of the QR code of text, as a data: URI image (the page CSP allows data:). */
-static int qr_img(struct wx_buf *b, const char *text)
-{
-    QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
-    if (!qr)
-        return WX_ERR_LIMIT;
-    struct wx_buf svg;
-    int w = qr->width, rc;
-    wx_buf_init(&svg, 1 << 20);
-    rc = wx_buf_printf(&svg,
-                       "<svg xmlns='http://www.w3.org/2000/svg' viewBox='-4 -4 %d %d' "
-                       "shape-rendering='crispEdges'><rect x='-4' y='-4' width='%d' height='%d' "
-                       "fill='#fff'/><path fill='#000' d='",
-                       w + 8, w + 8, w + 8, w + 8);
-    for (int y = 0; rc == WX_OK && y < w; y++)
-        for (int x = 0; rc == WX_OK && x < w; x++)
-            if (qr->data[y * w + x] & 1)
-                rc = wx_buf_printf(&svg, "M%d %dh1v1h-1z", x, y);
-    if (rc == WX_OK)
-        rc = wx_buf_puts(&svg, "'/></svg>");
-    if (rc == WX_OK)
-        rc = wx_buf_puts(b,
-                         "<img width=\"240\" height=\"240\" alt=\"QR\" src=\"data:image/svg+xml,");
-    if (rc == WX_OK)
-        rc = wx_pct_encode(b, (struct wx_slice){svg.ptr, svg.len});
-    if (rc == WX_OK)
-        rc = wx_buf_puts(b, "\">");
-    wx_buf_free(&svg);
-    QRcode_free(qr);
-    return rc;
 }
 
 /* host is public-url's host or one of allowed-hosts (exact, case-insensitive). */
@@ -529,7 +533,7 @@ static void desktop_page(struct gate *g, struct wx_http_req *req, const char *ba
                 "name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>请在"
                 "微信中打开</title></head><body><h1>请用微信扫码打开</h1><p>这个页面需要微信登录。"
                 "Scan with WeChat to open this page there.</p>");
-    if (qr_img(b, url) != WX_OK)
+    if (wx_qr_img(b, url, 240) != WX_OK)
         wx_buf_puts(b, "<p>(QR code unavailable: the URL is too long)</p>");
     wx_buf_puts(b, "<p>");
     wx_html_escape(b, url);
@@ -557,11 +561,16 @@ static void route_start(struct gate *g, struct wx_http_req *req)
         rd = safe_rd(raw_rd);
     }
     if (!scope || (strcmp(scope, "snsapi_base") && strcmp(scope, "snsapi_userinfo")))
-        scope = g->default_scope == 2 ? "snsapi_userinfo" : "snsapi_base";
+        scope = scope_str(g->default_scope);
     char base_buf[300];
     const char *base = base_url(g, req, base_buf, sizeof base_buf);
     const char *ua = wx_http_header(req, "User-Agent");
-    if (g->desktop_qr && (!ua || !strstr(ua, "MicroMessenger"))) {
+    int desktop = !ua || !strstr(ua, "MicroMessenger");
+    const struct app_client *app = &g->oa;
+    if (desktop && g->web.client) {
+        app = &g->web; /* a website app is configured: WeChat's QR login (qrconnect) */
+        scope = "snsapi_login";
+    } else if (desktop && g->desktop_qr) {
         desktop_page(g, req, base, rd);
         wx_query_free(&q);
         return;
@@ -579,13 +588,16 @@ static void route_start(struct gate *g, struct wx_http_req *req)
                  g->secure ? "; Secure" : "");
         bid = NULL; /* bind from the second visit on: WeChat's browser may drop cookies */
     }
-    snprintf(redirect, sizeof redirect, "%s%s/callback", base, g->prefix);
+    /* The callback learns which app issued the code from via=web (a code only ever redeems
+     * with its own app, so a forged via gains nothing). */
+    snprintf(redirect, sizeof redirect, "%s%s/callback%s", base, g->prefix,
+             app == &g->web ? "?via=web" : "");
     struct wx_authorize_params p = {redirect, scope, state, 1, 0, 0};
     struct wx_buf url;
     wx_buf_init(&url, 4096);
     if (wx_state_seal(&keys, rd, bid ? wx_slice_cstr(bid) : (struct wx_slice){NULL, 0}, 600,
                       now_s(), state, NULL) ||
-        wx_authorize_url(g->client, &p, &url)) {
+        wx_authorize_url(app->client, &p, &url)) {
         page(g, req, 500, "出错了", "Could not build the authorize URL.", NULL, 0);
     } else {
         wx_http_redirect(req, 302, url.ptr);
@@ -664,7 +676,15 @@ static void route_callback(struct gate *g, struct wx_http_req *req)
 {
     struct wx_callback cb;
     const char *bid = wx_http_cookie(req, "_wxauth_b");
-    if (wx_callback_parse(g->client, req->query,
+    struct wx_query q;
+    int web = 0;
+    if (wx_query_parse(&q, req->query, WX_MAX_URL) == WX_OK) {
+        const char *via = wx_query_get(&q, "via");
+        web = via && !strcmp(via, "web") && g->web.client;
+        wx_query_free(&q);
+    }
+    const struct app_client *app = web ? &g->web : &g->oa;
+    if (wx_callback_parse(app->client, req->query,
                           bid ? wx_slice_cstr(bid) : (struct wx_slice){NULL, 0}, now_s(), &cb)) {
         page(g, req, 500, "出错了", "Out of memory.", NULL, 0);
         return;
@@ -688,9 +708,9 @@ static void route_callback(struct gate *g, struct wx_http_req *req)
     struct wx_token tok;
     struct wx_userinfo ui = {0};
     struct wx_error err = {0};
-    int rc = wx_exchange_code(g->client, cb.code, &tok, &err);
-    if (rc == WX_OK && !strcmp(tok.scope, "snsapi_userinfo"))
-        rc = wx_get_userinfo(g->client, tok.access_token, tok.openid, "zh_CN", &ui, &err);
+    int rc = wx_exchange_code(app->client, cb.code, &tok, &err);
+    if (rc == WX_OK && strcmp(tok.scope, "snsapi_base") != 0)
+        rc = wx_get_userinfo(app->client, tok.access_token, tok.openid, "zh_CN", &ui, &err);
     char result[CODE_RESULT_MAX];
     if (rc != WX_OK) {
         const struct wx_errcode_info *e = wx_errcode_explain(err.errcode);
@@ -705,13 +725,13 @@ static void route_callback(struct gate *g, struct wx_http_req *req)
     randombytes_buf(s.sid, sizeof s.sid);
     s.expires = now + g->session_ttl;
     s.seen_ms = now_ms();
-    s.scope = !strcmp(tok.scope, "snsapi_userinfo") ? 2 : 1;
+    s.scope = scope_of(tok.scope);
     s.profile_until = now + g->profile_ttl;
     snprintf(s.openid, sizeof s.openid, "%s", tok.openid);
     snprintf(s.unionid, sizeof s.unionid, "%s", ui.unionid[0] ? ui.unionid : tok.unionid);
     snprintf(s.nickname, sizeof s.nickname, "%s", ui.nickname);
     snprintf(s.avatar, sizeof s.avatar, "%s", ui.headimgurl);
-    if (s.scope == 2 && g->profile_ttl) /* kept only where the profile will be re-read */
+    if (s.scope != SCOPE_BASE && g->profile_ttl) /* kept only where the profile is re-read */
         snprintf(s.refresh, sizeof s.refresh, "%s", tok.refresh_token);
     sodium_memzero(&tok, sizeof tok);
     struct wx_buf c;
@@ -764,13 +784,12 @@ static void route_userinfo(struct gate *g, struct wx_http_req *req)
         wx_http_json(req, 401);
         return;
     }
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "openid", s.openid, "unionid", s.unionid,
-                  "scope", s.scope == 2 ? "snsapi_userinfo" : "snsapi_base", "nickname", s.nickname,
-                  "headimgurl", s.avatar, "expires",
-                  (json_int_t)(g->session_idle && s.seen_ms / 1000 + g->session_idle < s.expires
-                                   ? s.seen_ms / 1000 + g->session_idle
-                                   : s.expires));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I}", "openid", s.openid, "unionid", s.unionid, "scope",
+        scope_str(s.scope), "nickname", s.nickname, "headimgurl", s.avatar, "expires",
+        (json_int_t)(g->session_idle && s.seen_ms / 1000 + g->session_idle < s.expires
+                         ? s.seen_ms / 1000 + g->session_idle
+                         : s.expires));
     if (!o || wx_json_append(&req->out, o))
         wx_buf_puts(&req->out, "{\"error\":\"internal\"}");
     json_decref(o);
@@ -936,7 +955,7 @@ static int setup(struct gate *g, char *err, size_t errsz)
     g->secure = !strncmp(public_url, "https://", 8);
     const char *h = public_url + (g->secure ? 8 : 7);
     snprintf(g->public_host, sizeof g->public_host, "%.*s", (int)strcspn(h, "/"), h);
-    g->default_scope = !strcmp(scope, "snsapi_userinfo") ? 2 : 1;
+    g->default_scope = scope_of(scope);
     const char *desktop = wx_cfg_str(&g->cfg, "desktop");
     if (strcmp(desktop, "qr") && strcmp(desktop, "pass")) {
         snprintf(err, errsz, "desktop: qr or pass");
@@ -964,9 +983,25 @@ static int setup(struct gate *g, char *err, size_t errsz)
     cc.state_keys = (struct wx_state_keys){g->keys, (size_t)g->nkeys};
     cc.log = client_log;
     cc.log_ud = g;
-    if (wx_client_new(&cc, &g->client, &e)) {
+    g->oa.appid = appid;
+    if (wx_client_new(&cc, &g->oa.client, &e)) {
         snprintf(err, errsz, "%s", e.errmsg);
         return WX_ERR_INVALID;
+    }
+    const char *web_appid = wx_cfg_str(&g->cfg, "web-appid");
+    const char *web_secret = wx_cfg_str(&g->cfg, "web-secret");
+    if (web_appid && *web_appid) {
+        if (!web_secret || !*web_secret) {
+            snprintf(err, errsz, "web-appid needs web-secret (WXAUTH_WEB_SECRET)");
+            return WX_ERR_INVALID;
+        }
+        cc.appid = web_appid;
+        cc.secret = web_secret;
+        g->web.appid = web_appid;
+        if (wx_client_new(&cc, &g->web.client, &e)) {
+            snprintf(err, errsz, "web-appid: %s", e.errmsg);
+            return WX_ERR_INVALID;
+        }
     }
     return WX_OK;
 }
@@ -1035,7 +1070,8 @@ int wx_gate_main(int argc, char **argv)
     rc = 0;
 done:
     wx_http_stop(http);
-    wx_client_free(g->client);
+    wx_client_free(g->oa.client);
+    wx_client_free(g->web.client);
     if (g->store)
         g->store->ops->close(g->store);
     sodium_memzero(g->seal_keys, sizeof g->seal_keys);

@@ -206,8 +206,11 @@ int wx_authorize_url(const struct wx_client *c, const struct wx_authorize_params
                      struct wx_buf *out)
 {
     struct wx_uri u;
-    if (!p->scope || (strcmp(p->scope, "snsapi_base") && strcmp(p->scope, "snsapi_userinfo")))
+    if (!p->scope || (strcmp(p->scope, "snsapi_base") && strcmp(p->scope, "snsapi_userinfo") &&
+                      strcmp(p->scope, "snsapi_login")))
         return WX_ERR_INVALID;
+    /* snsapi_login is a website app's QR login: another page, and no in-WeChat extras. */
+    int web = !strcmp(p->scope, "snsapi_login");
     if (p->state && wx_state_valid(wx_slice_cstr(p->state)) != WX_OK)
         return WX_ERR_INVALID;
     if (!p->redirect_uri || wx_uri_parse(wx_slice_cstr(p->redirect_uri), &u) != WX_OK)
@@ -215,7 +218,7 @@ int wx_authorize_url(const struct wx_client *c, const struct wx_authorize_params
     size_t mark = out->len;
     int rc = wx_buf_puts(out, c->open_base);
     if (!rc)
-        rc = wx_buf_puts(out, "/connect/oauth2/authorize");
+        rc = wx_buf_puts(out, web ? "/connect/qrconnect" : "/connect/oauth2/authorize");
     if (!rc)
         rc = add_param(out, "appid", c->appid, 1);
     if (!rc)
@@ -226,11 +229,11 @@ int wx_authorize_url(const struct wx_client *c, const struct wx_authorize_params
         rc = add_param(out, "scope", p->scope, 0);
     if (!rc && p->state && *p->state)
         rc = add_param(out, "state", p->state, 0);
-    if (!rc && p->force_popup)
+    if (!rc && p->force_popup && !web)
         rc = add_param(out, "forcePopup", "true", 0);
-    if (!rc && p->force_snapshot)
+    if (!rc && p->force_snapshot && !web)
         rc = add_param(out, "forceSnapShot", "true", 0);
-    if (!rc && p->connect_redirect)
+    if (!rc && p->connect_redirect && !web)
         rc = add_param(out, "connect_redirect", "1", 0);
     if (!rc)
         rc = wx_buf_puts(out, "#wechat_redirect");

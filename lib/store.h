@@ -17,7 +17,8 @@
 
 #include "cred.h"
 
-enum wx_scope { WX_SCOPE_BASE = 1, WX_SCOPE_USERINFO = 2 };
+/* snsapi_login: a website app's QR login (qrconnect); it carries the profile like userinfo. */
+enum wx_scope { WX_SCOPE_BASE = 1, WX_SCOPE_USERINFO = 2, WX_SCOPE_LOGIN = 3 };
 enum wx_app_kind { WX_APP_OA = 0, WX_APP_WEBSITE = 1 };
 
 #define WX_APPID_LEN        18 /* "wx" + 16 hex */

@@ -17,6 +17,7 @@ static const char css[] =
     "border-bottom:1px solid #dcdcdc}"
     ".wrap{max-width:480px;margin:0 auto;padding:24px 20px}"
     ".card{background:#fff;border-radius:8px;padding:24px 20px;margin-bottom:16px}"
+    ".card.qr{text-align:center}.card.qr .app{justify-content:center}"
     ".center{text-align:center}"
     ".app{display:flex;align-items:center;gap:12px;margin-bottom:20px}"
     ".app b{font-size:17px}"

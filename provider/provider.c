@@ -234,6 +234,9 @@ static void read_snapshot(struct wx_provider *p)
 static const struct route routes[] = {
     {"GET", "/connect/oauth2/authorize", 0, "authorize", wx_route_authorize},
     {"POST", "/connect/oauth2/authorize/confirm", 0, "authorize/confirm", wx_route_consent},
+    {"GET", "/connect/qrconnect", 0, "qrconnect", wx_route_qrconnect},
+    {"GET", "/connect/qrconnect/scan", 0, "qrconnect/scan", wx_route_qrconnect_scan},
+    {"POST", "/connect/qrconnect/confirm", 0, "qrconnect/confirm", wx_route_consent},
     {"GET", "/sns/oauth2/access_token", 0, "sns/oauth2/access_token", wx_route_sns_token},
     {"GET", "/sns/oauth2/refresh_token", 0, "sns/oauth2/refresh_token", wx_route_sns_refresh},
     {"GET", "/sns/userinfo", 0, "sns/userinfo", wx_route_sns_userinfo},

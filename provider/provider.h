@@ -77,6 +77,8 @@ int wx_provider_main(int argc, char **argv);
 /* routes: each returns after filling req (or suspending it). */
 void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req);
 void wx_route_consent(struct wx_provider *p, struct wx_http_req *req);
+void wx_route_qrconnect(struct wx_provider *p, struct wx_http_req *req);
+void wx_route_qrconnect_scan(struct wx_provider *p, struct wx_http_req *req);
 void wx_route_sns_token(struct wx_provider *p, struct wx_http_req *req);
 void wx_route_sns_refresh(struct wx_provider *p, struct wx_http_req *req);
 void wx_route_sns_userinfo(struct wx_provider *p, struct wx_http_req *req);

@@ -13,6 +13,7 @@
 
 #include "html.h"
 #include "provider.h"
+#include "qr.h"
 #include "seal.h"
 
 /* A validated authorization request. Strings point into the caller's struct wx_query. */
@@ -39,7 +40,7 @@ static void page(struct wx_http_req *req, int status, int errcode, const char *z
 
 /* Applies every rule of §1 in WeChat's order. Returns 0, or nonzero after answering a page. */
 static int authz_check(struct wx_provider *p, struct wx_http_req *req, const struct wx_query *q,
-                       struct authz *a)
+                       struct authz *a, int web)
 {
     const char *appid = wx_query_get(q, "appid");
     const char *ruri = wx_query_get(q, "redirect_uri");
@@ -66,7 +67,12 @@ static int authz_check(struct wx_provider *p, struct wx_http_req *req, const str
         page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
         return 1;
     }
-    if (a->app.kind == WX_APP_WEBSITE) {
+    if (web && a->app.kind != WX_APP_WEBSITE) {
+        page(req, 400, WX_EC_SCOPE_DENIED, "Scope 参数错误或没有 Scope 权限",
+             "qrconnect (snsapi_login) needs a website app's AppID, not an Official Account's.");
+        return 1;
+    }
+    if (!web && a->app.kind == WX_APP_WEBSITE) {
         page(req, 400, WX_EC_OPEN_APPID, "不支持微信开放平台的Appid，请使用公众号Appid",
              "Open Platform AppIDs are not supported here; use the Official Account's AppID.");
         return 1;
@@ -88,11 +94,17 @@ static int authz_check(struct wx_provider *p, struct wx_http_req *req, const str
         page(req, 400, WX_EC_SCOPE_EMPTY, "scope不能为空", "scope is empty.");
         return 1;
     }
-    if (!strcmp(scope, "snsapi_base"))
+    if (!web && !strcmp(scope, "snsapi_base"))
         a->scope = WX_SCOPE_BASE;
-    else if (!strcmp(scope, "snsapi_userinfo"))
+    else if (!web && !strcmp(scope, "snsapi_userinfo"))
         a->scope = WX_SCOPE_USERINFO;
-    else {
+    else if (web && !strcmp(scope, "snsapi_login"))
+        a->scope = WX_SCOPE_LOGIN;
+    else if (web) {
+        page(req, 400, WX_EC_SCOPE_DENIED, "Scope 参数错误或没有 Scope 权限",
+             "Bad scope: website login (qrconnect) uses snsapi_login.");
+        return 1;
+    } else {
         page(req, 400, WX_EC_SCOPE_DENIED, "Scope 参数错误或没有 Scope 权限",
              "Bad scope, or the account does not hold it (use snsapi_base or snsapi_userinfo).");
         return 1;
@@ -297,7 +309,7 @@ static void hidden(struct wx_buf *b, const char *name, const char *value)
 }
 
 static void consent_page(struct wx_provider *p, struct wx_http_req *req, const struct authz *a,
-                         const struct wx_user *u)
+                         const struct wx_user *u, int web)
 {
     struct ticket t;
     randombytes_buf(t.nonce, sizeof t.nonce);
@@ -312,18 +324,21 @@ static void consent_page(struct wx_provider *p, struct wx_http_req *req, const s
         return;
     }
     struct wx_buf *b = &req->out;
-    wx_page_begin(req, 200, "微信授权");
+    wx_page_begin(req, 200, web ? "确认登录" : "微信授权");
     wx_buf_puts(b, "<div class=\"card\"><div class=\"app\">");
     wx_page_icon(b, a->app.name, 48, "icon");
     wx_buf_puts(b, "<b>");
     wx_html_escape(b, a->app.name);
-    wx_buf_puts(b, "</b></div><h1>申请获得以下权限</h1><div class=\"scope\"><span class=\"dot\">"
-                   "</span><span>获得你的公开信息（昵称、头像等）</span></div><div class=\"me\">");
+    wx_buf_puts(b, web ? "</b></div><h1>申请使用你的微信帐号登录该网站</h1>"
+                       : "</b></div><h1>申请获得以下权限</h1>");
+    wx_buf_puts(b, "<div class=\"scope\"><span class=\"dot\"></span><span>获得你的公开信息（昵称、"
+                   "头像等）</span></div><div class=\"me\">");
     wx_page_icon(b, u->nickname, 40, "avatar");
     wx_buf_puts(b, "<span>");
     wx_html_escape(b, u->nickname);
-    wx_buf_puts(b, "</span><span class=\"muted\">微信个人信息</span></div>"
-                   "<form method=\"post\" action=\"/connect/oauth2/authorize/confirm\">");
+    wx_buf_puts(b, "</span><span class=\"muted\">微信个人信息</span></div>");
+    wx_buf_puts(b, web ? "<form method=\"post\" action=\"/connect/qrconnect/confirm\">"
+                       : "<form method=\"post\" action=\"/connect/oauth2/authorize/confirm\">");
     hidden(b, "appid", a->app.appid);
     hidden(b, "redirect_uri", a->redirect_uri);
     hidden(b, "response_type", "code");
@@ -331,9 +346,11 @@ static void consent_page(struct wx_provider *p, struct wx_http_req *req, const s
     if (a->state)
         hidden(b, "state", a->state);
     hidden(b, "ticket", tk.ptr);
-    wx_buf_puts(b, "<div class=\"btns\"><button class=\"ok\" type=\"submit\" name=\"action\" "
-                   "value=\"allow\">允许</button><button class=\"no\" type=\"submit\" "
-                   "name=\"action\" value=\"deny\">拒绝</button></div></form></div>");
+    wx_buf_printf(b,
+                  "<div class=\"btns\"><button class=\"ok\" type=\"submit\" name=\"action\" "
+                  "value=\"allow\">%s</button><button class=\"no\" type=\"submit\" "
+                  "name=\"action\" value=\"deny\">%s</button></div></form></div>",
+                  web ? "确认登录" : "允许", web ? "取消登录" : "拒绝");
     wx_page_end(req);
     wx_buf_free(&tk);
 }
@@ -385,6 +402,21 @@ static int userinfo_silent(struct wx_provider *p, struct wx_http_req *req, const
     return 0;
 }
 
+/* The signed-in sandbox user, or 0 after sending the browser to sign in and come back. */
+static int64_t user_or_sign_in(struct wx_provider *p, struct wx_http_req *req)
+{
+    int64_t uid = wx_p_session_user(p, req);
+    if (!uid) {
+        struct wx_buf next;
+        wx_buf_init(&next, WX_MAX_URL * 3 + 64);
+        wx_buf_puts(&next, "/sandbox/login?next=");
+        wx_pct_encode(&next, (struct wx_slice){req->target, strlen(req->target)});
+        wx_http_redirect(req, 303, next.ptr);
+        wx_buf_free(&next);
+    }
+    return uid;
+}
+
 void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
 {
     struct wx_query q;
@@ -392,7 +424,7 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
     int dbl = 0;
     if (wx_p_params(p, req, &q, 0))
         return;
-    if (authz_check(p, req, &q, &a))
+    if (authz_check(p, req, &q, &a, 0))
         goto done;
     int fault = wx_p_fault(p, req, "authorize", -1, &dbl);
     if (fault) {
@@ -410,16 +442,9 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
         page(req, 200, 0, "请在微信客户端打开链接", "Please open this link in WeChat.");
         goto done;
     }
-    int64_t uid = wx_p_session_user(p, req);
-    if (!uid) {
-        struct wx_buf next;
-        wx_buf_init(&next, WX_MAX_URL * 3 + 64);
-        wx_buf_puts(&next, "/sandbox/login?next=");
-        wx_pct_encode(&next, (struct wx_slice){req->target, strlen(req->target)});
-        wx_http_redirect(req, 303, next.ptr);
-        wx_buf_free(&next);
+    int64_t uid = user_or_sign_in(p, req);
+    if (!uid)
         goto done;
-    }
     struct wx_user u;
     if (p->rd->ops->user_get(p->rd, uid, &u)) {
         page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
@@ -434,7 +459,7 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
     if (silent)
         submit_issue(p, req, &a, uid, snapshot, 0, NULL, dbl ? 2 : 1);
     else
-        consent_page(p, req, &a, &u);
+        consent_page(p, req, &a, &u, 0);
 done:
     wx_query_free(&q);
 }
@@ -446,9 +471,10 @@ void wx_route_consent(struct wx_provider *p, struct wx_http_req *req)
     struct ticket t;
     size_t n = 0;
     unsigned char want[32];
+    int web = wx_slice_eq(req->path, "/connect/qrconnect/confirm");
     if (wx_p_params(p, req, &q, 1))
         return;
-    if (authz_check(p, req, &q, &a))
+    if (authz_check(p, req, &q, &a, web))
         goto done;
     const char *tk = wx_query_get(&q, "ticket");
     const char *action = wx_query_get(&q, "action");
@@ -475,6 +501,72 @@ void wx_route_consent(struct wx_provider *p, struct wx_http_req *req)
         goto done;
     }
     submit_issue(p, req, &a, uid, u.snapshot, !strcmp(action, "deny"), t.nonce, 1);
+done:
+    wx_query_free(&q);
+}
+
+/*
+ * GET /connect/qrconnect — a website app's login (scope snsapi_login), for desktop browsers: a
+ * page with a QR code to scan with WeChat. In the sandbox the "phone" is any browser signed in
+ * as a test user: the QR code (and the link under it) open /connect/qrconnect/scan, where the
+ * user confirms; the confirmation redirects to redirect_uri?code=CODE&state=STATE as WeChat
+ * redirects the desktop page (and cancelling, to redirect_uri?state=STATE).
+ */
+void wx_route_qrconnect(struct wx_provider *p, struct wx_http_req *req)
+{
+    struct wx_query q;
+    struct authz a;
+    if (wx_p_params(p, req, &q, 0))
+        return;
+    if (authz_check(p, req, &q, &a, 1))
+        goto done;
+    if (wx_p_rate_exceeded(p, a.app.id)) {
+        page(req, 429, WX_EC_TOO_FREQUENT, "操作太频繁了，请稍后重试",
+             "Too many requests for this account; retry later.");
+        goto done;
+    }
+    struct wx_buf scan;
+    wx_buf_init(&scan, WX_MAX_URL + 600);
+    wx_buf_printf(&scan, "%s/connect/qrconnect/scan?", p->public_url);
+    wx_buf_append(&scan, req->query.ptr, req->query.len);
+    struct wx_buf *b = &req->out;
+    wx_page_begin(req, 200, "微信登录");
+    wx_buf_puts(b, "<div class=\"card qr\"><div class=\"app\">");
+    wx_page_icon(b, a.app.name, 48, "icon");
+    wx_buf_puts(b, "<b>");
+    wx_html_escape(b, a.app.name);
+    wx_buf_puts(b, "</b></div><h1>微信登录</h1>");
+    if (scan.ptr && wx_qr_img(b, scan.ptr, 220) != WX_OK)
+        wx_buf_puts(b, "<p>(二维码过长 · the QR code does not fit this URL)</p>");
+    wx_buf_puts(b, "<p>请使用微信扫描二维码登录「");
+    wx_html_escape(b, a.app.name);
+    wx_buf_puts(b, "」</p><p class=\"muted\">沙箱：<a href=\"");
+    wx_html_escape(b, scan.ptr ? scan.ptr : "");
+    wx_buf_puts(b, "\">在此浏览器中模拟扫码 · Sandbox: scan in this browser</a></p></div>");
+    wx_page_end(req);
+    wx_buf_free(&scan);
+done:
+    wx_query_free(&q);
+}
+
+/* GET /connect/qrconnect/scan — what the phone shows after scanning: 确认登录 / 取消登录. */
+void wx_route_qrconnect_scan(struct wx_provider *p, struct wx_http_req *req)
+{
+    struct wx_query q;
+    struct authz a;
+    if (wx_p_params(p, req, &q, 0))
+        return;
+    if (authz_check(p, req, &q, &a, 1))
+        goto done;
+    int64_t uid = user_or_sign_in(p, req);
+    if (!uid)
+        goto done;
+    struct wx_user u;
+    if (p->rd->ops->user_get(p->rd, uid, &u)) {
+        page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
+        goto done;
+    }
+    consent_page(p, req, &a, &u, 1);
 done:
     wx_query_free(&q);
 }

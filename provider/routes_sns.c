@@ -198,7 +198,9 @@ static int mint_run(struct wx_job *j, struct wx_store *s)
 
 static const char *scope_name(int scope)
 {
-    return scope == WX_SCOPE_USERINFO ? "snsapi_userinfo" : "snsapi_base";
+    return scope == WX_SCOPE_USERINFO ? "snsapi_userinfo"
+           : scope == WX_SCOPE_LOGIN  ? "snsapi_login"
+                                      : "snsapi_base";
 }
 
 static void mint_done(struct wx_job *j, int committed)
@@ -233,7 +235,7 @@ static void mint_done(struct wx_job *j, int committed)
         wx_buf_puts(o, "\"");
         if (m->snapshot && !m->refresh)
             wx_buf_puts(o, ",\"is_snapshotuser\":1");
-        if (unionid[0] && m->scope == WX_SCOPE_USERINFO && !m->refresh) {
+        if (unionid[0] && m->scope != WX_SCOPE_BASE && !m->refresh) {
             wx_buf_puts(o, ",\"unionid\":\"");
             wx_buf_puts(o, unionid);
             wx_buf_puts(o, "\"");
@@ -342,7 +344,7 @@ void wx_route_sns_userinfo(struct wx_provider *p, struct wx_http_req *req)
     if (wx_p_front(p, req, &q, "sns/userinfo", WX_API_SNS))
         return;
     int ec = check_access(p, &q, &a, &app);
-    if (!ec && a.scope != WX_SCOPE_USERINFO)
+    if (!ec && a.scope == WX_SCOPE_BASE)
         ec = WX_EC_API_UNAUTHORIZED;
     if (!ec) {
         int rc = p->rd->ops->user_get(p->rd, a.user_id, &u);

@@ -66,7 +66,8 @@ void wx_client_thread_done(void);
 
 struct wx_authorize_params {
     const char *redirect_uri; /* absolute, not yet encoded: encoded exactly once here */
-    const char *scope;        /* "snsapi_base" or "snsapi_userinfo" */
+    const char *scope;        /* "snsapi_base", "snsapi_userinfo", or "snsapi_login": a website
+                                 app's QR login, built on /connect/qrconnect (no extras) */
     const char *state;        /* [A-Za-z0-9]{0,128}, or NULL */
     int connect_redirect;     /* append connect_redirect=1 */
     int force_popup;          /* forcePopup=true */

@@ -16,11 +16,12 @@
 
 #include <wxauth/wxauth.h>
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NOW      INT64_C(1700000000)
-#define NOBIND   ((struct wx_slice){NULL, 0})
-#define APPID    "wx520c15f417810387"
-#define OPEN     "https://open.weixin.qq.com/connect/oauth2/authorize?appid=" APPID
+#define NELEM(a)  (sizeof(a) / sizeof((a)[0]))
+#define NOW       INT64_C(1700000000)
+#define NOBIND    ((struct wx_slice){NULL, 0})
+#define APPID     "wx520c15f417810387"
+#define OPEN      "https://open.weixin.qq.com/connect/oauth2/authorize?appid=" APPID
+#define QRCONNECT "https://open.weixin.qq.com/connect/qrconnect?appid=" APPID
 
 static struct wx_state_key keyv[2];
 static struct wx_client *client;
@@ -133,10 +134,13 @@ static const struct url_case url_cases[] = {
      OPEN "&redirect_uri=" CB_ENC "&response_type=code&scope=snsapi_base&state="
           "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
           "8901234567890123456789012345678901234567#wechat_redirect"},
+    {"snsapi_login: a website app's QR login page, without the in-WeChat extras",
+     {CB, "snsapi_login", "S1", 1, 1, 1},
+     QRCONNECT "&redirect_uri=" CB_ENC
+               "&response_type=code&scope=snsapi_login&state=S1#wechat_redirect"},
     /* refused */
     {"scope missing", {CB, NULL, "S", 0, 0, 0}, NULL},
     {"scope empty", {CB, "", "S", 0, 0, 0}, NULL},
-    {"scope snsapi_login", {CB, "snsapi_login", "S", 0, 0, 0}, NULL},
     {"scope list", {CB, "snsapi_base,snsapi_userinfo", "S", 0, 0, 0}, NULL},
     {"scope case", {CB, "SNSAPI_BASE", "S", 0, 0, 0}, NULL},
     {"state with '-'", {CB, "snsapi_base", "a-b", 0, 0, 0}, NULL},
