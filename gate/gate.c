@@ -73,6 +73,9 @@ static const struct wx_cfg_directive directives[] = {
      "request at a time, with the refresh token (0: never)"},
     {"db", WX_CFG_STR, NULL, 0, 0,
      "SQLite file for sign-outs and redeemed codes (unset: in memory, forgotten at restart)"},
+    {"store", WX_CFG_STR, NULL, 0, 0,
+     "store URL instead of db: redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P] shares sign-outs, "
+     "redeemed codes and the profile refresher between gates"},
     {"trusted-proxies", WX_CFG_STR, "", 0, 0,
      "comma-separated IPv4 addresses whose X-Forwarded-Proto/Host are believed"},
     {"allowed-hosts", WX_CFG_STR, "", 0, 0,
@@ -965,7 +968,9 @@ static int setup(struct gate *g, char *err, size_t errsz)
     g->session_ttl = wx_cfg_int(&g->cfg, "session-ttl");
     g->session_idle = wx_cfg_int(&g->cfg, "session-idle");
     g->profile_ttl = wx_cfg_int(&g->cfg, "profile-ttl");
-    const char *db = wx_cfg_str(&g->cfg, "db");
+    const char *db = wx_cfg_str(&g->cfg, "store");
+    if (!db || !*db)
+        db = wx_cfg_str(&g->cfg, "db");
     if (!db || !*db) {
         db = ":memory:";
         wx_logf(&g->log, WX_LOG_WARN,

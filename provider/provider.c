@@ -18,6 +18,9 @@
 static const struct wx_cfg_directive directives[] = {
     {"listen", WX_CFG_STR, "127.0.0.1:8700", 0, 0, "address:port to listen on (port 0: any free)"},
     {"db", WX_CFG_STR, "wxauth.db", 0, 0, "SQLite database file (created if missing)"},
+    {"store", WX_CFG_STR, NULL, 0, 0,
+     "store URL instead of db: sqlite:PATH, or redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P] "
+     "(several providers share one Redis)"},
     {"admin-token", WX_CFG_STR, NULL, 0, 0,
      "bearer token for /admin/ (unset: the admin API is off)"},
     {"public-url", WX_CFG_STR, NULL, 0, 0,
@@ -449,14 +452,16 @@ int wx_provider_main(int argc, char **argv)
         fprintf(stderr, "wxauth provider: %s\n", err);
         return 2;
     }
-    const char *db = wx_cfg_str(&p->cfg, "db");
+    const char *db = wx_cfg_str(&p->cfg, "store");
+    if (!db || !*db)
+        db = wx_cfg_str(&p->cfg, "db");
     if (wx_store_open(&p->rd, db, err, sizeof err) || wx_store_open(&wr, db, err, sizeof err) ||
         wx_op_keys(p->rd, &p->keys)) {
         fprintf(stderr, "wxauth provider: %s\n", err[0] ? err : "cannot read the master key");
         goto done;
     }
     if (wx_cfg_bool(&p->cfg, "check")) {
-        printf("configuration ok; database %s ok\n", db);
+        printf("configuration ok; store %s ok\n", p->rd->ops->name);
         rc = 0;
         goto done;
     }
