@@ -30,13 +30,14 @@ test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is
     assert.strictEqual(done.status, 303);
     assert.strictEqual(done.location, '/orders?id=7&tab=all');
     // The app sees the user's openid — not the one the client tried to send — and no gate cookie.
-    const page = await b.go(site + done.location, { headers: { 'X-WeChat-OpenID': 'victim', 'X-WeChat-Scope': 'forged' } });
+    const page = await b.go(site + done.location, { headers: { 'X-WeChat-OpenID': 'victim', 'X-WeChat-Scope': 'forged', 'X-WeChat-AppID': 'forged' } });
     assert.strictEqual(page.status, 200);
     const seen = JSON.parse(page.body);
     assert.strictEqual(seen.url, '/orders?id=7&tab=all');
     assert.match(seen.headers['x-wechat-openid'], /^o[A-Za-z0-9_-]{27}$/);
     assert.notStrictEqual(seen.headers['x-wechat-openid'], 'victim');
     assert.strictEqual(seen.headers['x-wechat-scope'], 'snsapi_base');
+    assert.strictEqual(seen.headers['x-wechat-appid'], d.appid);
     assert.doesNotMatch(seen.headers.cookie || '', /_wxauth/);
     // Sign out: the next request asks to log in again.
     await b.go(`${site}/wxauth/sign_out`);
