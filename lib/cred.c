@@ -72,20 +72,27 @@ void wx_cred_new(const struct wx_keys *k, enum wx_cred_kind kind, struct wx_cred
 #define LIMBS (RAW_LEN / 4)
 _Static_assert(RAW_LEN % 4 == 0, "raw credentials are whole 32-bit limbs");
 
+/* Base 62 is worked five digits at a time: 62^5 < 2^30 keeps every step in 64 bits. */
+#define B62_5 916132832u /* 62^5 */
+
 static void base62_encode(const unsigned char in[RAW_LEN], char out[CODE_LEN + 1])
 {
     uint32_t num[LIMBS];
     for (int i = 0; i < LIMBS; i++)
         num[i] = (uint32_t)in[4 * i] << 24 | (uint32_t)in[4 * i + 1] << 16 |
                  (uint32_t)in[4 * i + 2] << 8 | in[4 * i + 3];
-    for (int pos = CODE_LEN - 1; pos >= 0; pos--) {
+    for (int pos = CODE_LEN; pos > 0;) {
+        int k = pos >= 5 ? 5 : pos; /* the last group (the leading digits) may be shorter */
         uint64_t rem = 0;
         for (int i = 0; i < LIMBS; i++) {
             uint64_t cur = rem << 32 | num[i];
-            num[i] = (uint32_t)(cur / 62);
-            rem = cur % 62;
+            num[i] = (uint32_t)(cur / B62_5);
+            rem = cur % B62_5;
         }
-        out[pos] = b62[rem];
+        for (int j = 0; j < k; j++) {
+            out[--pos] = b62[rem % 62];
+            rem /= 62;
+        }
     }
     out[CODE_LEN] = '\0';
     sodium_memzero(num, sizeof num);
@@ -108,13 +115,18 @@ static int base62_decode(struct wx_slice s, unsigned char out[RAW_LEN])
     if (s.len != CODE_LEN)
         return WX_ERR_SYNTAX;
     uint32_t num[LIMBS + 1] = {0}; /* one limb of headroom: 62^38 < 2^227 */
-    for (size_t p = 0; p < CODE_LEN; p++) {
-        int d = b62_digit((unsigned char)s.ptr[p]);
-        if (d < 0)
-            return WX_ERR_SYNTAX;
-        uint64_t carry = (uint64_t)d;
+    for (size_t p = 0; p < CODE_LEN;) {
+        uint64_t chunk = 0, mul = 1;
+        for (size_t end = p + 5 < CODE_LEN ? p + 5 : CODE_LEN; p < end; p++) {
+            int d = b62_digit((unsigned char)s.ptr[p]);
+            if (d < 0)
+                return WX_ERR_SYNTAX;
+            chunk = chunk * 62 + (uint64_t)d;
+            mul *= 62;
+        }
+        uint64_t carry = chunk;
         for (int i = LIMBS; i >= 0; i--) {
-            uint64_t cur = (uint64_t)num[i] * 62u + carry;
+            uint64_t cur = (uint64_t)num[i] * mul + carry;
             num[i] = (uint32_t)cur;
             carry = cur >> 32;
         }
