@@ -1,23 +1,155 @@
 /*
  * test_store.c — the store contract (lib/store.h), run against a backend chosen by URL:
- * WXAUTH_TEST_STORE (default: a fresh SQLite file). Every backend must pass the same cases:
- * apps and the in-transaction memo, one-time code redemption, nonces, expiring values, purge.
+ * WXAUTH_TEST_STORE (default: a fresh SQLite file; "redis-spawn": a redis-server that this test
+ * starts itself — WXAUTH_REDIS_SERVER — on a free loopback port with AOF in a temporary
+ * directory, and stops at the end; WXAUTH_REDIS_CLUSTER=1 makes it a one-node cluster, which
+ * refuses multi-key steps across slots). Every backend must pass the same cases: apps and the
+ * in-transaction memo, users, follows and consents, one-time code redemption (also under 50
+ * racing connections), revocation (replay, secret reset, app deletion), basic-token grace,
+ * nonces, expiring values, purge; with a spawned Redis also an outage, a hang and restarts.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <wxauth/wxauth.h>
 
+#include "child.h"
 #include "store.h"
 
-static char dir[64], url[128];
+static char dir[64], url[192];
+static const char *redis_server; /* set when this test runs its own Redis (child_pid) */
+static int redis_port, redis_cluster;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* SQLite rolls a batch back; Redis keeps what was written (store_redis.c, top comment). */
+static int transactional(const struct wx_store *s)
+{
+    return strcmp(s->ops->name, "sqlite") == 0;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Redis answers data commands (not only PING: an AOF may still be loading). */
+static int redis_ready(void)
+{
+    struct wx_store *s = NULL;
+    char err[256];
+    unsigned char key[WX_KEY_LEN];
+    if (wx_store_open(&s, url, err, sizeof err) != WX_OK)
+        return 0;
+    int ok = s->ops->master_key(s, key) == WX_OK;
+    s->ops->close(s);
+    return ok;
+}
+
+/*
+ * Cluster mode: a one-node cluster serving every slot, where Redis refuses (CROSSSLOT) any
+ * command or script whose keys are not all in one slot. Sent raw (RESP) once it listens.
+ */
+static void redis_claim_slots(void)
+{
+    static const char cmd[] = "*4\r\n$7\r\nCLUSTER\r\n$13\r\nADDSLOTSRANGE\r\n$1\r\n0\r\n"
+                              "$5\r\n16383\r\n";
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)redis_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char reply[128];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, cmd, sizeof cmd - 1) == (ssize_t)(sizeof cmd - 1))
+        (void)!read(fd, reply, sizeof reply); /* +OK, or busy slots after a restart */
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Starts redis-server on redis_port with its AOF (fsync always) in dir; 0 once it serves. */
+static int redis_start(void)
+{
+    char port[16], log[128];
+    snprintf(port, sizeof port, "%d", redis_port);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    pid_t parent = getpid(), pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test, even after kill -9 */
+        if (getppid() != parent)
+            _exit(1);
+        execl(redis_server, redis_server, "--port", port, "--bind", "127.0.0.1", "--dir", dir,
+              "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+              "--logfile", log, "--cluster-enabled", redis_cluster ? "yes" : "no",
+              "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "500", (char *)NULL);
+        _exit(127);
+    }
+    child_pid = pid;
+    for (int i = 0; i < 250; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            child_pid = 0;
+            return -1;
+        }
+        if (redis_cluster)
+            redis_claim_slots();
+        if (redis_ready())
+            return 0;
+        usleep(20000);
+    }
+    child_stop();
+    return -1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int spawn_setup(void)
+{
+    redis_server = getenv("WXAUTH_REDIS_SERVER");
+    redis_cluster = getenv("WXAUTH_REDIS_CLUSTER") && !strcmp(getenv("WXAUTH_REDIS_CLUSTER"), "1");
+    snprintf(dir, sizeof dir, "/tmp/wxauth-redis-XXXXXX");
+    if (!redis_server || !*redis_server || !mkdtemp(dir))
+        return -1;
+    child_guard();
+    for (int tries = 0; tries < 5; tries++) {
+        redis_port = free_port();
+        /* A cluster has database 0 only. */
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d/%d?prefix=wxt:&timeout_ms=300", redis_port,
+                 redis_cluster ? 0 : 3);
+        if (redis_port > 0 && redis_start() == 0)
+            return 0;
+    }
+    return -1;
+}
 
 static struct wx_store *open_store(void)
 {
@@ -34,7 +166,10 @@ static int setup(void **state)
     if (wx_init() != WX_OK)
         return -1;
     const char *env = getenv("WXAUTH_TEST_STORE");
-    if (env && *env) {
+    if (env && !strcmp(env, "redis-spawn")) {
+        if (spawn_setup())
+            return -1;
+    } else if (env && *env) {
         snprintf(url, sizeof url, "%s", env);
     } else {
         snprintf(dir, sizeof dir, "/tmp/wxauth-store-XXXXXX");
@@ -50,7 +185,10 @@ static int teardown(void **state)
 {
     struct wx_store *s = *state;
     s->ops->close(s);
-    if (dir[0]) {
+    if (redis_server) {
+        child_stop();
+        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    } else if (dir[0]) {
         char path[160];
         static const char *const files[] = {"store.db", "store.db-wal", "store.db-shm"};
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -129,9 +267,10 @@ static void test_app_memo_sees_own_writes(void **state)
     assert_int_equal(s->ops->app_by_id(s, a.id, &got), WX_OK);
     assert_memory_equal(got.secret_mac, mac, WX_CRED_MAC);
     s->ops->batch_rollback(s);
-    /* Rolled back: the old name again, not a remembered copy. */
+    /* Rolled back: the old name again, not a remembered copy. Redis has no rollback: what
+     * was written stays written, and is what a read sees. */
     assert_int_equal(s->ops->app_by_appid(s, a.appid, &got), WX_OK);
-    assert_string_equal(got.name, "测试公众号");
+    assert_string_equal(got.name, transactional(s) ? "测试公众号" : "改名了");
     /* Another connection's write is seen by the next transaction. */
     struct wx_store *other = open_store();
     assert_int_equal(s->ops->read_begin(s), WX_OK);
@@ -234,10 +373,531 @@ static void test_kv(void **state)
     /* Purge forgets what expired and keeps the rest. */
     int64_t deleted = 0;
     assert_int_equal(s->ops->purge(s, 301, 1000, &deleted), WX_OK);
-    assert_int_equal(s->ops->kv_get(s, k2, 100, out, sizeof out, &n), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->kv_get(s, k2, 301, out, sizeof out, &n), WX_ERR_NOTFOUND);
+    /* SQLite deletes the row (seen from an earlier clock); Redis leaves it to its TTL. */
+    if (transactional(s))
+        assert_int_equal(s->ops->kv_get(s, k2, 100, out, sizeof out, &n), WX_ERR_NOTFOUND);
     assert_int_equal(s->ops->kv_put(s, k, "keep", 4, 10000), WX_OK);
     assert_int_equal(s->ops->purge(s, 5000, 1000, &deleted), WX_OK);
     assert_int_equal(s->ops->kv_get(s, k, 4000, out, sizeof out, &n), WX_OK);
+}
+
+/* ---- helpers for the credential cases ---- */
+
+static struct wx_app add_app(struct wx_store *s, const char *appid)
+{
+    struct wx_app a = app_spec(appid);
+    assert_int_equal(s->ops->app_insert(s, &a), WX_OK);
+    return a;
+}
+
+static struct wx_user add_user(struct wx_store *s, const char *nick)
+{
+    struct wx_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.nickname, sizeof u.nickname, "%s", nick);
+    u.created = 1700000000;
+    assert_int_equal(s->ops->user_insert(s, &u), WX_OK);
+    assert_true(u.id > 0);
+    return u;
+}
+
+static struct wx_code add_code(struct wx_store *s, int64_t app_id, int64_t user_id, int fill)
+{
+    struct wx_code c = {0};
+    memset(c.mac, fill, sizeof c.mac);
+    c.app_id = app_id;
+    c.user_id = user_id;
+    c.scope = WX_SCOPE_BASE;
+    c.expires = 2000;
+    assert_int_equal(s->ops->code_insert(s, &c), WX_OK);
+    assert_true(c.id > 0);
+    return c;
+}
+
+/* Redeems c at time 1000 in a batch of its own; returns the grant. */
+static struct wx_grant redeem(struct wx_store *s, const struct wx_code *c, int expect)
+{
+    struct wx_grant g = {0};
+    memset(g.mac, 0x66, sizeof g.mac);
+    g.created = 1000;
+    g.expires = 1000 + 30 * 86400;
+    assert_int_equal(s->ops->batch_begin(s), WX_OK);
+    assert_int_equal(s->ops->code_redeem(s, c->id, c->mac, c->app_id, 1000, &g), expect);
+    assert_int_equal(s->ops->batch_commit(s), WX_OK);
+    return g;
+}
+
+static struct wx_access add_access(struct wx_store *s, const struct wx_grant *g)
+{
+    struct wx_access a = {0};
+    memset(a.mac, 0x77, sizeof a.mac);
+    a.grant_id = g->id;
+    a.app_id = g->app_id;
+    a.user_id = g->user_id;
+    a.scope = g->scope;
+    a.expires = 1000 + 7200;
+    assert_int_equal(s->ops->access_insert(s, &a), WX_OK);
+    assert_true(a.id > 0);
+    return a;
+}
+
+static int access_revoked(struct wx_store *s, int64_t id)
+{
+    struct wx_access a;
+    assert_int_equal(s->ops->access_get(s, id, &a), WX_OK);
+    return a.revoked;
+}
+
+static int grant_revoked(struct wx_store *s, int64_t id)
+{
+    struct wx_grant g;
+    assert_int_equal(s->ops->grant_get(s, id, &g), WX_OK);
+    return g.revoked;
+}
+
+/* ---- users, follows, consents, lists ---- */
+
+struct seen {
+    int n;
+    int64_t ids[64];
+};
+
+static void saw_app(void *ud, const struct wx_app *a)
+{
+    struct seen *v = ud;
+    if (v->n < 64)
+        v->ids[v->n++] = a->id;
+}
+
+static void saw_user(void *ud, const struct wx_user *u)
+{
+    struct seen *v = ud;
+    if (v->n < 64)
+        v->ids[v->n++] = u->id;
+}
+
+static int seen_has(const struct seen *v, int64_t id)
+{
+    for (int i = 0; i < v->n; i++)
+        if (v->ids[i] == id)
+            return 1;
+    return 0;
+}
+
+static int ascending(const struct seen *v)
+{
+    for (int i = 1; i < v->n; i++)
+        if (v->ids[i - 1] >= v->ids[i])
+            return 0;
+    return 1;
+}
+
+static void test_users_follows_consents(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_user u1 = add_user(s, "小红"), u2 = add_user(s, "小刚"), got;
+    assert_true(u2.id > u1.id);
+    assert_int_equal(s->ops->user_get(s, u1.id, &got), WX_OK);
+    assert_string_equal(got.nickname, "小红");
+    assert_int_equal(got.snapshot, 0);
+    assert_int_equal(s->ops->user_set_snapshot(s, u1.id, 1), WX_OK);
+    assert_int_equal(s->ops->user_get(s, u1.id, &got), WX_OK);
+    assert_int_equal(got.snapshot, 1);
+    assert_int_equal(s->ops->user_set_snapshot(s, u2.id + 1000, 1), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->user_get(s, u2.id + 1000, &got), WX_ERR_NOTFOUND);
+    struct seen users = {0};
+    assert_int_equal(s->ops->user_list(s, saw_user, &users), WX_OK);
+    assert_true(seen_has(&users, u1.id) && seen_has(&users, u2.id) && ascending(&users));
+
+    struct wx_app a = add_app(s, "wx00000000000000d1"), b = add_app(s, "wx00000000000000d2");
+    int64_t since = 0;
+    assert_int_equal(s->ops->follow_get(s, u1.id, a.id, &since), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->follow_set(s, u1.id, b.id, 1, 500), WX_OK);
+    assert_int_equal(s->ops->follow_set(s, u1.id, a.id, 1, 600), WX_OK);
+    assert_int_equal(s->ops->follow_set(s, u1.id, a.id, 1, 700), WX_OK); /* keeps the first */
+    assert_int_equal(s->ops->follow_get(s, u1.id, a.id, &since), WX_OK);
+    assert_int_equal(since, 600);
+    struct seen fol = {0};
+    assert_int_equal(s->ops->follow_list(s, u1.id, saw_app, &fol), WX_OK);
+    assert_int_equal(fol.n, 2);
+    assert_int_equal(fol.ids[0], a.id);
+    assert_int_equal(fol.ids[1], b.id);
+    assert_int_equal(s->ops->follow_set(s, u1.id, b.id, 0, 800), WX_OK);
+    assert_int_equal(s->ops->follow_get(s, u1.id, b.id, &since), WX_ERR_NOTFOUND);
+    fol.n = 0;
+    assert_int_equal(s->ops->follow_list(s, u2.id, saw_app, &fol), WX_OK);
+    assert_int_equal(fol.n, 0);
+
+    int64_t at = 0;
+    assert_int_equal(s->ops->consent_get(s, u1.id, a.id, &at), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->consent_set(s, u1.id, a.id, 900), WX_OK);
+    assert_int_equal(s->ops->consent_set(s, u1.id, a.id, 950), WX_OK); /* the last one */
+    assert_int_equal(s->ops->consent_get(s, u1.id, a.id, &at), WX_OK);
+    assert_int_equal(at, 950);
+    assert_int_equal(s->ops->consent_get(s, u2.id, a.id, &at), WX_ERR_NOTFOUND);
+}
+
+static void test_app_list_update(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx00000000000000e1"), b = add_app(s, "wx00000000000000e2"), got;
+    assert_true(b.id > a.id);
+    struct seen apps = {0};
+    assert_int_equal(s->ops->app_list(s, saw_app, &apps), WX_OK);
+    assert_true(seen_has(&apps, a.id) && seen_has(&apps, b.id) && ascending(&apps));
+    snprintf(a.domains, sizeof a.domains, "a.example.com,b.example.com");
+    snprintf(a.menu, sizeof a.menu, "首页=https://a.example.com/");
+    snprintf(a.open_account, sizeof a.open_account, "open1");
+    a.kind = WX_APP_WEBSITE;
+    a.https_only = 1;
+    assert_int_equal(s->ops->app_update(s, &a), WX_OK);
+    assert_int_equal(s->ops->app_by_id(s, a.id, &got), WX_OK);
+    assert_string_equal(got.domains, "a.example.com,b.example.com");
+    assert_string_equal(got.menu, "首页=https://a.example.com/");
+    assert_string_equal(got.open_account, "open1");
+    assert_int_equal(got.kind, WX_APP_WEBSITE);
+    assert_int_equal(got.https_only, 1);
+    assert_int_equal(got.created, 1700000000);
+    struct wx_app ghost = a;
+    ghost.id = b.id + 1000;
+    assert_int_equal(s->ops->app_update(s, &ghost), WX_ERR_NOTFOUND);
+    unsigned char mac[WX_CRED_MAC] = {0};
+    assert_int_equal(s->ops->app_set_secret(s, ghost.id, mac), WX_ERR_NOTFOUND);
+}
+
+/* ---- credentials ---- */
+
+static void test_replay_revokes_access_tokens(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx00000000000000f1");
+    struct wx_user u = add_user(s, "小李");
+    struct wx_code c = add_code(s, a.id, u.id, 0x31), other = add_code(s, a.id, u.id, 0x32);
+    struct wx_grant g = redeem(s, &c, WX_OK), g2 = redeem(s, &other, WX_OK), got;
+    assert_int_not_equal(g.id, g2.id);
+    assert_int_equal(s->ops->grant_get(s, g.id, &got), WX_OK);
+    assert_memory_equal(got.mac, g.mac, WX_CRED_MAC);
+    assert_int_equal(got.app_id, a.id);
+    assert_int_equal(got.user_id, u.id);
+    assert_int_equal(got.code_id, c.id);
+    assert_int_equal(got.expires, g.expires);
+    assert_false(got.revoked);
+    struct wx_access t1 = add_access(s, &g), t2 = add_access(s, &g), o = add_access(s, &g2), at;
+    assert_int_not_equal(t1.id, t2.id);
+    assert_int_equal(s->ops->access_get(s, t1.id, &at), WX_OK);
+    assert_memory_equal(at.mac, t1.mac, WX_CRED_MAC);
+    assert_int_equal(at.grant_id, g.id);
+    assert_int_equal(at.user_id, u.id);
+    assert_int_equal(at.expires, t1.expires);
+    assert_false(at.revoked);
+    assert_int_equal(s->ops->access_get(s, INT64_MAX, &at), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->grant_get(s, INT64_MAX, &got), WX_ERR_NOTFOUND);
+    /* The replay revokes the grant and every access token minted from it, nothing else. */
+    redeem(s, &c, WX_ERR_CONFLICT);
+    assert_true(grant_revoked(s, g.id));
+    assert_true(access_revoked(s, t1.id) && access_revoked(s, t2.id));
+    assert_false(grant_revoked(s, g2.id));
+    assert_false(access_revoked(s, o.id));
+}
+
+static void test_secret_reset_revokes(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx00000000000000f2"), b = add_app(s, "wx00000000000000f3");
+    struct wx_user u = add_user(s, "小王");
+    struct wx_code early = add_code(s, a.id, u.id, 0x41), late = add_code(s, a.id, u.id, 0x42);
+    struct wx_code other = add_code(s, b.id, u.id, 0x43);
+    struct wx_grant g = redeem(s, &early, WX_OK), gb = redeem(s, &other, WX_OK);
+    struct wx_access t = add_access(s, &g), tb = add_access(s, &gb);
+    struct wx_basic k = {.app_id = a.id, .expires = 8200}, kb = {.app_id = b.id, .expires = 8200};
+    memset(k.mac, 0x51, sizeof k.mac);
+    kb = k, kb.app_id = b.id;
+    assert_int_equal(s->ops->basic_insert(s, &k, 1000, 300), WX_OK);
+    assert_int_equal(s->ops->basic_insert(s, &kb, 1000, 300), WX_OK);
+    unsigned char mac[WX_CRED_MAC];
+    memset(mac, 0x99, sizeof mac);
+    assert_int_equal(s->ops->app_set_secret(s, a.id, mac), WX_OK);
+    struct wx_app got;
+    assert_int_equal(s->ops->app_by_id(s, a.id, &got), WX_OK);
+    assert_memory_equal(got.secret_mac, mac, WX_CRED_MAC);
+    /* Issued before the reset: revoked (basic tokens gone); another app's: untouched. */
+    assert_true(grant_revoked(s, g.id));
+    assert_true(access_revoked(s, t.id));
+    struct wx_basic bk;
+    assert_int_equal(s->ops->basic_get(s, k.id, &bk), WX_ERR_NOTFOUND);
+    assert_false(grant_revoked(s, gb.id));
+    assert_false(access_revoked(s, tb.id));
+    assert_int_equal(s->ops->basic_get(s, kb.id, &bk), WX_OK);
+    /* Issued after it (from a code issued before): valid. */
+    struct wx_grant g2 = redeem(s, &late, WX_OK);
+    struct wx_access t2 = add_access(s, &g2);
+    assert_false(grant_revoked(s, g2.id));
+    assert_false(access_revoked(s, t2.id));
+    struct wx_basic k2 = k;
+    assert_int_equal(s->ops->basic_insert(s, &k2, 1100, 300), WX_OK);
+    assert_int_equal(s->ops->basic_get(s, k2.id, &bk), WX_OK);
+    assert_int_equal(bk.expires, 8200);
+}
+
+static void test_basic_grace(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx00000000000000f4");
+    struct wx_basic k1 = {.app_id = a.id, .expires = 1000 + 7200}, k2, k3, got;
+    memset(k1.mac, 0x61, sizeof k1.mac);
+    assert_int_equal(s->ops->basic_insert(s, &k1, 1000, 300), WX_OK);
+    k2 = k1, k2.expires = 1010 + 7200;
+    assert_int_equal(s->ops->basic_insert(s, &k2, 1010, 300), WX_OK);
+    k3 = k1, k3.expires = 1020 + 7200;
+    assert_int_equal(s->ops->basic_insert(s, &k3, 1020, 300), WX_OK);
+    assert_true(k1.id != k2.id && k2.id != k3.id && k1.id != k3.id);
+    /* Each earlier token keeps grace seconds from the first one issued after it. */
+    assert_int_equal(s->ops->basic_get(s, k1.id, &got), WX_OK);
+    assert_int_equal(got.expires, 1310);
+    assert_memory_equal(got.mac, k1.mac, WX_CRED_MAC);
+    assert_int_equal(got.app_id, a.id);
+    assert_int_equal(s->ops->basic_get(s, k2.id, &got), WX_OK);
+    assert_int_equal(got.expires, 1320);
+    assert_int_equal(s->ops->basic_get(s, k3.id, &got), WX_OK);
+    assert_int_equal(got.expires, 1020 + 7200);
+}
+
+static void test_app_delete_takes_dependents(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx00000000000000f5"), keep = add_app(s, "wx00000000000000f6");
+    struct wx_user u = add_user(s, "小赵");
+    struct wx_code c = add_code(s, a.id, u.id, 0x71), unused = add_code(s, a.id, u.id, 0x72);
+    struct wx_grant g = redeem(s, &c, WX_OK);
+    struct wx_access t = add_access(s, &g);
+    struct wx_basic k = {.app_id = a.id, .expires = 9000};
+    assert_int_equal(s->ops->basic_insert(s, &k, 1000, 300), WX_OK);
+    assert_int_equal(s->ops->follow_set(s, u.id, a.id, 1, 10), WX_OK);
+    assert_int_equal(s->ops->follow_set(s, u.id, keep.id, 1, 10), WX_OK);
+    assert_int_equal(s->ops->consent_set(s, u.id, a.id, 10), WX_OK);
+    assert_int_equal(s->ops->app_delete(s, a.id), WX_OK);
+    struct wx_app app;
+    struct wx_grant gg;
+    struct wx_access aa;
+    struct wx_basic bb;
+    int64_t v;
+    assert_int_equal(s->ops->app_by_id(s, a.id, &app), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->app_by_appid(s, a.appid, &app), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->grant_get(s, g.id, &gg), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->access_get(s, t.id, &aa), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->basic_get(s, k.id, &bb), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->follow_get(s, u.id, a.id, &v), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->consent_get(s, u.id, a.id, &v), WX_ERR_NOTFOUND);
+    redeem(s, &unused, WX_ERR_NOTFOUND);
+    struct seen fol = {0};
+    assert_int_equal(s->ops->follow_list(s, u.id, saw_app, &fol), WX_OK);
+    assert_int_equal(fol.n, 1);
+    assert_int_equal(fol.ids[0], keep.id);
+    /* The appid is free again. */
+    struct wx_app again = add_app(s, "wx00000000000000f5");
+    assert_int_not_equal(again.id, a.id);
+    assert_int_equal(s->ops->app_delete(s, a.id), WX_OK); /* deleting twice is fine */
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static void test_ids_unique(void **state)
+{
+    struct wx_store *s = *state;
+    enum { N = 300 };
+    static int64_t ids[3 * N];
+    struct wx_app a = add_app(s, "wx00000000000000f7");
+    struct wx_user u = add_user(s, "小周");
+    struct wx_code c = add_code(s, a.id, u.id, 0x11);
+    struct wx_grant g = redeem(s, &c, WX_OK);
+    for (int i = 0; i < N; i++) {
+        struct wx_code ci = add_code(s, a.id, u.id, 0x12);
+        struct wx_access t = add_access(s, &g);
+        struct wx_basic k = {.app_id = a.id, .expires = 9000};
+        assert_int_equal(s->ops->basic_insert(s, &k, 1000, 300), WX_OK);
+        ids[i] = ci.id, ids[N + i] = t.id, ids[2 * N + i] = k.id;
+    }
+    for (int kind = 0; kind < 3; kind++) {
+        qsort(ids + kind * N, N, sizeof ids[0], cmp_i64);
+        for (int i = 0; i < N; i++) {
+            assert_true(ids[kind * N + i] > 0);
+            if (i)
+                assert_true(ids[kind * N + i] != ids[kind * N + i - 1]);
+        }
+    }
+}
+
+/* ---- 50 connections race to redeem one code ---- */
+
+enum { RACERS = 50 };
+
+struct racer {
+    pthread_barrier_t *start;
+    struct wx_code code;
+    int rc;
+    int64_t grant_id;
+};
+
+static void *race(void *p)
+{
+    struct racer *r = p;
+    struct wx_store *s = NULL;
+    char err[256];
+    int opened = wx_store_open(&s, url, err, sizeof err) == WX_OK;
+    pthread_barrier_wait(r->start);
+    r->rc = -1;
+    if (!opened)
+        return NULL;
+    struct wx_grant g = {0};
+    memset(g.mac, 0x88, sizeof g.mac);
+    g.created = 1000;
+    g.expires = 1000 + 86400;
+    if (s->ops->batch_begin(s) == WX_OK) {
+        int rc = s->ops->code_redeem(s, r->code.id, r->code.mac, r->code.app_id, 1000, &g);
+        if (rc == WX_OK || rc == WX_ERR_CONFLICT) {
+            if (s->ops->batch_commit(s) == WX_OK)
+                r->rc = rc;
+        } else {
+            s->ops->batch_rollback(s);
+            r->rc = rc;
+        }
+    }
+    r->grant_id = g.id;
+    s->ops->close(s);
+    return NULL;
+}
+
+static void test_code_race_one_winner(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx00000000000000f8");
+    struct wx_user u = add_user(s, "小钱");
+    struct wx_code c = add_code(s, a.id, u.id, 0x21);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, RACERS);
+    static struct racer r[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (struct racer){.start = &start, .code = c};
+        assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    int wins = 0, conflicts = 0;
+    int64_t grant = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(t[i], NULL);
+        if (r[i].rc == WX_OK) {
+            wins++;
+            grant = r[i].grant_id;
+        }
+        conflicts += r[i].rc == WX_ERR_CONFLICT;
+    }
+    pthread_barrier_destroy(&start);
+    assert_int_equal(wins, 1);
+    assert_int_equal(conflicts, RACERS - 1);
+    /* The losers were replays: the winner's grant is revoked. */
+    assert_true(grant_revoked(s, grant));
+}
+
+/* ---- a spawned Redis: hang, crash, restart ---- */
+
+/*
+ * Calls that fail, all three within a second (the URL sets timeout_ms=300): after a timeout
+ * the next calls fail at once instead of each waiting for its own.
+ */
+static void assert_down(struct wx_store *s, int64_t app_id)
+{
+    struct wx_app got;
+    int64_t t0 = mono_ms();
+    assert_int_equal(s->ops->app_by_id(s, app_id, &got), WX_ERR_STORE);
+    assert_int_equal(s->ops->ping(s), WX_ERR_STORE);
+    assert_int_equal(s->ops->batch_begin(s), WX_ERR_STORE);
+    int64_t took = mono_ms() - t0;
+    assert_true(took < 1000);
+}
+
+/* Back within a second, on the same store (after a timeout: once the 300 ms hold-off ends). */
+static void assert_back(struct wx_store *s)
+{
+    int64_t t0 = mono_ms();
+    while (s->ops->ping(s) != WX_OK && mono_ms() - t0 < 1000)
+        usleep(10000);
+    assert_int_equal(s->ops->ping(s), WX_OK);
+}
+
+static void test_redis_outage_and_restart(void **state)
+{
+    if (!redis_server)
+        skip();
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx00000000000000f9"), got;
+    struct wx_user u = add_user(s, "小孙");
+    struct wx_code c = add_code(s, a.id, u.id, 0x29);
+    struct wx_grant g = redeem(s, &c, WX_OK);
+    /* Hung (SIGSTOP): commands time out; the connection is rebuilt once it answers again. */
+    assert_int_equal(kill(child_pid, SIGSTOP), 0);
+    assert_down(s, a.id);
+    assert_int_equal(kill(child_pid, SIGCONT), 0);
+    assert_back(s);
+    /* Crashed (SIGKILL): refused at once. */
+    assert_int_equal(kill(child_pid, SIGKILL), 0);
+    waitpid(child_pid, NULL, 0);
+    child_pid = 0;
+    assert_down(s, a.id);
+    /* Back (from its AOF): the same store works again, and the code stays redeemed. */
+    assert_int_equal(redis_start(), 0);
+    assert_int_equal(s->ops->ping(s), WX_OK); /* refused connections leave no hold-off */
+    assert_int_equal(s->ops->app_by_id(s, a.id, &got), WX_OK);
+    redeem(s, &c, WX_ERR_CONFLICT);
+    assert_true(grant_revoked(s, g.id));
+    /* Restarted between two calls: the first call after it already succeeds. */
+    child_stop();
+    assert_int_equal(redis_start(), 0);
+    assert_int_equal(s->ops->app_by_id(s, a.id, &got), WX_OK);
+    struct wx_code c2 = add_code(s, a.id, u.id, 0x2a);
+    redeem(s, &c2, WX_OK);
+}
+
+/* ---- URLs ---- */
+
+static void test_store_urls(void **state)
+{
+    static const char *const bad[] = {
+        "redis://",
+        "redis://127.0.0.1:0",
+        "redis://127.0.0.1:65536",
+        "redis://127.0.0.1:6379/x",
+        "redis://127.0.0.1:6379/1?prefix={a}",
+        "redis://127.0.0.1:6379/1?prefix=a b",
+        "redis://127.0.0.1:6379?timeout_ms=0",
+        "redis://127.0.0.1:6379?timeout_ms=x",
+        "redis://127.0.0.1:6379?tls=1",
+        "redis://:@127.0.0.1:6379",
+        "redis://user@127.0.0.1:6379",
+        "redis://:%zz@127.0.0.1:6379",
+        "redis://[::1:6379",
+        "mysql://root:hunter2@db/x",
+    };
+    char err[256];
+    struct wx_store *s = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        if (wx_store_open(&s, bad[i], err, sizeof err) != WX_ERR_INVALID)
+            fail_msg("accepted %s", bad[i]);
+        assert_true(err[0] != '\0');
+        assert_null(strstr(err, "hunter2"));
+    }
+    /* Nothing listening: a quick WX_ERR_STORE that does not echo the password. */
+    char u[96];
+    snprintf(u, sizeof u, "redis://:hunter2@127.0.0.1:%d/0?timeout_ms=200", free_port());
+    int64_t t0 = mono_ms();
+    assert_int_equal(wx_store_open(&s, u, err, sizeof err), WX_ERR_STORE);
+    assert_true(mono_ms() - t0 < 1000);
+    assert_null(strstr(err, "hunter2"));
 }
 
 int main(void)
@@ -249,6 +909,21 @@ int main(void)
         cmocka_unit_test(test_code_redeemed_once),
         cmocka_unit_test(test_nonce_once),
         cmocka_unit_test(test_kv),
+        cmocka_unit_test(test_users_follows_consents),
+        cmocka_unit_test(test_app_list_update),
+        cmocka_unit_test(test_replay_revokes_access_tokens),
+        cmocka_unit_test(test_secret_reset_revokes),
+        cmocka_unit_test(test_basic_grace),
+        cmocka_unit_test(test_app_delete_takes_dependents),
+        cmocka_unit_test(test_ids_unique),
+        cmocka_unit_test(test_code_race_one_winner),
+        cmocka_unit_test(test_redis_outage_and_restart),
+        cmocka_unit_test(test_store_urls),
     };
+    const char *env = getenv("WXAUTH_TEST_STORE"), *server = getenv("WXAUTH_REDIS_SERVER");
+    if (env && !strcmp(env, "redis-spawn") && (!server || access(server, X_OK) != 0)) {
+        fprintf(stderr, "skipped: no redis-server (WXAUTH_REDIS_SERVER)\n");
+        return 77;
+    }
     return cmocka_run_group_tests(tests, setup, teardown);
 }
