@@ -91,6 +91,12 @@ typedef void (*wx_user_cb)(void *ud, const struct wx_user *user);
 
 struct wx_store_ops {
     const char *name;
+    /*
+     * 1: batch_rollback undoes every write since batch_begin (SQLite), so a failed batch can be
+     * run again job by job. 0: every op stands alone (Redis): writes made stay made, and a job
+     * must never be run twice (a second code redemption would revoke the first).
+     */
+    int atomic_batches;
     void (*close)(struct wx_store *s);
     int (*ping)(struct wx_store *s);
 

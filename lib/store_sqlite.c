@@ -908,6 +908,7 @@ static int sq_purge(struct wx_store *s, int64_t now, int limit, int64_t *deleted
 
 static const struct wx_store_ops sqlite_ops = {
     .name = "sqlite",
+    .atomic_batches = 1,
     .close = sq_close,
     .ping = sq_ping,
     .batch_begin = sq_batch_begin,

@@ -23,6 +23,7 @@ struct wx_job {
     /* Called after the commit (committed=1) or its failure (0), on the writer thread. */
     void (*done)(struct wx_job *job, int committed);
     struct wx_job *next;
+    int ran_ok; /* the writer's own: run()'s outcome, kept until done() */
 };
 
 struct wx_writer;

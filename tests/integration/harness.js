@@ -20,10 +20,11 @@ function cliJson(args) {
 
 // A fresh database directory with one app (domain localhost:<cbPort or 9000>) and users.
 // Extra options: httpsOnly, website, snapshot (list of user indexes made snapshot users).
+// db: a store URL (redis://...) instead of a fresh SQLite file.
 function makeDb({ domains = ['localhost:9000'], openAccount, menu = [], users = ['小明😀'],
-  httpsOnly, website, snapshot = [] } = {}) {
+  httpsOnly, website, snapshot = [], db: url } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-test-'));
-  const db = path.join(dir, 'test.db');
+  const db = url || path.join(dir, 'test.db');
   const app = addApp(db, { domains, openAccount, menu, httpsOnly, website });
   const userIds = users.map((n, i) => addUser(db, n, { snapshot: snapshot.includes(i) }));
   return { dir, db, app, appid: app.appid, secret: app.secret, users: userIds };

@@ -1,0 +1,151 @@
+// redis_nodes.test.js — several providers and gates sharing one real Redis: a code issued by one
+// node is redeemed on the other; 50 concurrent redemptions spread over both give exactly one
+// success; Redis stopped → -1 quickly, pages and /healthz 503, and service returns by itself;
+// a code redeemed before a Redis restart is still refused after it; a login through gate A is
+// valid at gate B, a sign-out at A ends it at B, and WeChat's double callback landing on both
+// gates yields one exchange.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const h = require('./harness');
+const { startRedis, REDIS } = require('./redis');
+const { startGate, signIn } = require('./gatekit');
+
+const { Browser, freePort } = h;
+const skip = !fs.existsSync(REDIS) && 'redis-server is not installed';
+
+async function onRedis(fn, { nodes = 2, dbOpts = {} } = {}) {
+  const r = await startRedis();
+  const d = h.makeDb({ ...dbOpts, db: r.url, openAccount: 'acme' });
+  const ps = [];
+  try {
+    for (let i = 0; i < nodes; i++) ps.push(await h.startProvider(null, [], { args: ['--store', r.url, '--listen', '127.0.0.1:0'] }));
+    await fn({ r, d, ps });
+  } finally {
+    for (const p of ps) await p.stop();
+    await r.cleanup();
+  }
+}
+
+async function metric(base, route, errcode) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    const m = line.match(/^wxauth_provider_requests_total\{route="([^"]+)",status="\d+",errcode="(-?\d+)"\} (\d+)/);
+    if (m && m[1] === route && Number(m[2]) === errcode) n += Number(m[3]);
+  }
+  return n;
+}
+
+test('providers on one Redis: issued on A, redeemed on B; tokens valid on both; replay refused everywhere', { skip }, async () => {
+  await onRedis(async ({ d, ps: [a, b] }) => {
+    const [code] = await h.issueCodes(a.base, d.appid, d.users[0], 'snsapi_userinfo');
+    const tok = await h.exchange(b.base, d.appid, d.secret, code);
+    assert.match(tok.access_token, /^90_/);
+    assert.strictEqual(tok.scope, 'snsapi_userinfo');
+    for (const p of [a, b]) {
+      const ui = (await h.getJson(`${p.base}/sns/userinfo?access_token=${tok.access_token}&openid=${tok.openid}`)).body;
+      assert.strictEqual(ui.nickname, '小明😀');
+    }
+    const again = await h.exchange(a.base, d.appid, d.secret, code);
+    assert.strictEqual(again.errcode, 40163);
+    // The replay revoked what the code had produced, on every node.
+    const auth = (await h.getJson(`${b.base}/sns/auth?access_token=${tok.access_token}&openid=${tok.openid}`)).body;
+    assert.notStrictEqual(auth.errcode, 0);
+    // A browser flow across nodes: authorize on A, exchange and refresh on B.
+    const cookie = await h.login(a.base, d.users[0]);
+    const r = await h.page(h.authorizeUrl(a.base, { appid: d.appid, redirect_uri: 'http://localhost:9000/cb',
+      response_type: 'code', scope: 'snsapi_base', state: 'x' }), cookie);
+    assert.strictEqual(r.status, 302);
+    const t2 = await h.exchange(b.base, d.appid, d.secret, new URL(r.location).searchParams.get('code'));
+    assert.strictEqual(t2.scope, 'snsapi_base');
+    const q = new URLSearchParams({ appid: d.appid, grant_type: 'refresh_token', refresh_token: t2.refresh_token });
+    const ref = (await h.getJson(`${a.base}/sns/oauth2/refresh_token?${q}`)).body;
+    assert.match(ref.access_token, /^90_/);
+  });
+});
+
+test('50 concurrent redemptions of one code over two providers: exactly one success', { skip }, async () => {
+  await onRedis(async ({ d, ps: [a, b] }) => {
+    for (let round = 0; round < 3; round++) {
+      const [code] = await h.issueCodes(a.base, d.appid, d.users[0]);
+      const rs = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+        h.exchange((i % 2 ? a : b).base, d.appid, d.secret, code)));
+      const ok = rs.filter((x) => x.access_token);
+      assert.strictEqual(ok.length, 1, JSON.stringify(rs.filter((x) => !x.access_token && x.errcode !== 40163)));
+      assert.ok(rs.every((x) => x.access_token || x.errcode === 40163));
+    }
+  });
+});
+
+test('Redis stopped: -1 quickly, 503 pages and /healthz; back by itself; redeemed codes stay redeemed', { skip }, async () => {
+  await onRedis(async ({ r, d, ps: [a] }) => {
+    const [used, fresh] = await h.issueCodes(a.base, d.appid, d.users[0], 'snsapi_base', 2);
+    const tok = await h.exchange(a.base, d.appid, d.secret, used);
+    assert.ok(tok.access_token);
+    await r.kill();
+    const t0 = Date.now();
+    const down = await h.exchange(a.base, d.appid, d.secret, fresh);
+    assert.strictEqual(down.errcode, -1);
+    assert.match(down.errmsg, /^system error, rid: /);
+    const auth = (await h.getJson(`${a.base}/sns/auth?access_token=${tok.access_token}&openid=${tok.openid}`)).body;
+    assert.strictEqual(auth.errcode, -1);
+    assert.strictEqual((await fetch(`${a.base}/healthz`)).status, 503);
+    const cookie = await h.login(a.base, d.users[0]).catch(() => null);
+    const pg = await h.page(h.authorizeUrl(a.base, { appid: d.appid, redirect_uri: 'http://localhost:9000/cb',
+      response_type: 'code', scope: 'snsapi_base', state: 'x' }), cookie);
+    assert.strictEqual(pg.status, 503);
+    assert.ok(Date.now() - t0 < 5000, `answers while Redis is down took ${Date.now() - t0} ms`);
+
+    await r.restart();
+    for (let t = Date.now(); (await fetch(`${a.base}/healthz`)).status !== 200;) {
+      assert.ok(Date.now() - t < 5000, 'the provider did not come back by itself');
+      await h.sleep(50);
+    }
+    assert.strictEqual((await h.exchange(a.base, d.appid, d.secret, used)).errcode, 40163,
+      'redeemed before the restart, still refused after it');
+    const t3 = await h.exchange(a.base, d.appid, d.secret, fresh);
+    assert.ok(t3.access_token, JSON.stringify(t3));
+  });
+});
+
+test('two gates on one Redis: a login through A is valid at B; sign-out at A ends it at B; one exchange for a double callback', { skip }, async () => {
+  const r = await startRedis();
+  const port = await freePort();
+  const site = `http://localhost:${port}`;
+  const d = h.makeDb({ db: r.url, domains: [`localhost:${port}`] });
+  const p = await h.startProvider(null, [], { args: ['--store', r.url, '--listen', '127.0.0.1:0'] });
+  const secret = 'c'.repeat(64);
+  const gate = (listen) => startGate(['--listen', listen, '--public-url', site, '--open-base', p.base,
+    '--api-base', p.base, '--desktop', 'pass', '--cookie-secret', secret, '--store', r.url],
+  { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
+  const ga = await gate(`127.0.0.1:${port}`);
+  const gb = await gate('127.0.0.1:0');
+  try {
+    const b = new Browser();
+    await signIn(b, p, d.users[0]);
+    const start = await b.go(`${site}/wxauth/start?rd=%2Fhome`);
+    const cb = (await b.go(start.location)).location;
+    const onB = cb.replace(site, gb.base);
+    const before = await metric(p.base, 'sns/oauth2/access_token', 0);
+    // WeChat calls the callback twice: once at each gate behind the load balancer.
+    const [ra, rb] = await Promise.all([b.go(cb), fetch(onB.replace('localhost', '127.0.0.1'), { redirect: 'manual', headers: { Cookie: b.cookie(site) } })]);
+    assert.strictEqual(ra.status, 303);
+    assert.strictEqual(rb.status, 303);
+    assert.strictEqual(ra.headers.get('set-cookie'), rb.headers.get('set-cookie'), 'the same session from both gates');
+    assert.strictEqual(await metric(p.base, 'sns/oauth2/access_token', 0) - before, 1, 'one exchange');
+    assert.strictEqual(await metric(p.base, 'sns/oauth2/access_token', 40163), 0);
+    const cookie = b.cookie(site);
+    const authAt = (g) => fetch(`${g.base.replace('localhost', '127.0.0.1')}/wxauth/auth`, { headers: { Cookie: cookie } });
+    assert.strictEqual((await authAt(ga)).status, 202);
+    assert.strictEqual((await authAt(gb)).status, 202, 'the session is valid at gate B');
+    assert.strictEqual((await b.go(`${site}/wxauth/sign_out`)).status, 200);
+    assert.strictEqual((await authAt(gb)).status, 401, 'signed out at A, ended at B');
+  } finally {
+    await ga.stop();
+    await gb.stop();
+    await p.stop();
+    await r.cleanup();
+  }
+});
