@@ -7,6 +7,7 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const { chromium } = require('playwright-core');
 const { startStack, NGINX } = require('../integration/stack');
+const { startRedis, REDIS } = require('../integration/redis');
 
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -65,5 +66,33 @@ test('a reloaded success callback keeps the session', { skip: !fs.existsSync(NGI
   } finally {
     await browser.close();
     await s.stop();
+  }
+});
+
+test('two nodes on one Redis: a browser login through one gate is valid at the other', { skip: (!fs.existsSync(NGINX) && 'nginx is not installed') || (!fs.existsSync(REDIS) && 'redis-server is not installed') }, async () => {
+  const r = await startRedis();
+  const s = await startStack({ nodes: 2, redis: r.url });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 760 } });
+    const page = await ctx.newPage();
+    await page.goto(`${s.site}/orders`);
+    await page.locator('li', { hasText: '小明' }).locator('button').click();
+    const seen = JSON.parse(await page.locator('body').innerText());
+    assert.match(seen.headers['x-wechat-openid'], /^o[A-Za-z0-9_-]{27}$/);
+    const cookie = (await ctx.cookies(s.site)).map((c) => `${c.name}=${c.value}`).join('; ');
+    for (const g of s.gates) {
+      const a = await fetch(`${g}/wxauth/auth`, { headers: { Cookie: cookie } });
+      assert.strictEqual(a.status, 202, `gate ${g}`);
+      assert.strictEqual(a.headers.get('x-wechat-openid'), seen.headers['x-wechat-openid']);
+    }
+    for (let i = 0; i < 4; i++) { // reloads alternate gates
+      await page.reload();
+      assert.strictEqual(JSON.parse(await page.locator('body').innerText()).headers['x-wechat-openid'], seen.headers['x-wechat-openid']);
+    }
+  } finally {
+    await browser.close();
+    await s.stop();
+    await r.cleanup();
   }
 });

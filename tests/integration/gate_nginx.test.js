@@ -11,6 +11,7 @@ const h = require('./harness');
 const { Browser, freePort } = h;
 
 const { startStack: startAll, NGINX } = require('./stack');
+const { startRedis, REDIS } = require('./redis');
 
 test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
   const { d, p, site, stop } = await startAll();
@@ -69,5 +70,45 @@ test('through nginx: the renewed session cookie on the 202 reaches the browser',
     assert.strictEqual((await b.go(`${site}/home`)).status, 200);
   } finally {
     await stop();
+  }
+});
+
+test('two providers and two gates on one Redis behind nginx upstreams', { skip: (!fs.existsSync(NGINX) && 'nginx is not installed') || (!fs.existsSync(REDIS) && 'redis-server is not installed') }, async () => {
+  const r = await startRedis();
+  const s = await startAll({ nodes: 2, redis: r.url });
+  try {
+    const b = new Browser();
+    // "WeChat" is nginx in front of both providers: the sandbox sign-in works on either.
+    const login = await b.go(`${s.wechat}/sandbox/login`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${s.d.users[0]}` });
+    assert.strictEqual(login.status, 303);
+    const first = await b.go(`${s.site}/home`);
+    assert.strictEqual(first.status, 302);
+    const start = await b.go(s.site + first.location);
+    assert.ok(start.location.startsWith(`${s.wechat}/connect/oauth2/authorize?`));
+    const cb = await b.go(start.location);
+    assert.strictEqual(cb.status, 302, 'authorize on one provider node');
+    const done = await b.go(cb.location);
+    assert.strictEqual(done.status, 303, 'the code redeemed through the other');
+    // Consecutive requests alternate gates: every one of them knows the session.
+    for (let i = 0; i < 6; i++) {
+      const page = await b.go(`${s.site}/home`);
+      assert.strictEqual(page.status, 200);
+      assert.match(JSON.parse(page.body).headers['x-wechat-openid'], /^o[A-Za-z0-9_-]{27}$/);
+    }
+    // Both provider nodes took part (authorize, exchange, sign-in spread over them).
+    for (const p of s.ps) {
+      const text = await (await fetch(`${p.base}/metrics`)).text();
+      const served = text.split('\n').filter((l) => /^wxauth_provider_requests_total\{route="(authorize|sns\/oauth2\/access_token|sandbox)"/.test(l))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+      assert.ok(served > 0, `provider ${p.base} served none of the flow`);
+    }
+    const cookie = b.cookie(s.site);
+    for (const g of s.gates) assert.strictEqual((await fetch(`${g}/wxauth/auth`, { headers: { Cookie: cookie } })).status, 202);
+    await b.go(`${s.site}/wxauth/sign_out`);
+    for (const g of s.gates) assert.strictEqual((await fetch(`${g}/wxauth/auth`, { headers: { Cookie: cookie } })).status, 401);
+    assert.strictEqual((await b.go(`${s.site}/home`)).status, 302);
+  } finally {
+    await s.stop();
+    await r.cleanup();
   }
 });

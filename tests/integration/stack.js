@@ -26,20 +26,43 @@ function waitPort(port, ms = 5000) {
   });
 }
 
-async function startStack({ gateArgs = [] } = {}) {
-  const [site, gatePort, appPort] = [await freePort(), await freePort(), await freePort()];
+// nodes: 2 runs two providers and two gates sharing one Redis (redis: a store URL), behind
+// nginx upstreams: the site's gate upstream has both gates, and the gates reach "WeChat"
+// through an nginx upstream of both providers, so consecutive requests alternate nodes.
+async function startStack({ gateArgs = [], nodes = 1, redis } = {}) {
+  const [site, appPort] = [await freePort(), await freePort()];
+  const gatePorts = [];
+  for (let i = 0; i < nodes; i++) gatePorts.push(await freePort());
+  const wechatPort = nodes > 1 ? await freePort() : 0;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-nginx-'));
   // The upstream app: echoes what reached it.
   const app = http.createServer((req, res) => {
     res.setHeader('Content-Type', 'application/json');
     res.end(JSON.stringify({ url: req.url, headers: req.headers }));
   }).listen(appPort, '127.0.0.1');
-  const d = h.makeDb({ domains: [`localhost:${site}`], openAccount: 'acme' });
-  const p = await h.startProvider(d.db);
-  const g = spawn(h.BIN, ['gate', '--listen', `127.0.0.1:${gatePort}`, '--public-url', `http://localhost:${site}`,
-    '--open-base', p.base, '--api-base', p.base, '--desktop', 'pass', ...gateArgs], { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: 'ignore' });
-  const conf = fs.readFileSync(SNIPPET, 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${site}`)
-    .replaceAll('127.0.0.1:8710', `127.0.0.1:${gatePort}`).replaceAll('127.0.0.1:9000', `127.0.0.1:${appPort}`);
+  const d = h.makeDb({ domains: [`localhost:${site}`], openAccount: 'acme', db: redis });
+  const store = redis ? ['--store', redis, '--listen', '127.0.0.1:0'] : null;
+  const ps = [];
+  for (let i = 0; i < nodes; i++) ps.push(await h.startProvider(d.db, [], store ? { args: store } : {}));
+  const p = ps[0];
+  const wechat = nodes > 1 ? `http://127.0.0.1:${wechatPort}` : p.base;
+  const gates = gatePorts.map((port) => spawn(h.BIN, ['gate', '--listen', `127.0.0.1:${port}`,
+    '--public-url', `http://localhost:${site}`, '--open-base', wechat, '--api-base', wechat, '--desktop', 'pass',
+    '--cookie-secret', 'd'.repeat(64), ...(redis ? ['--store', redis] : []), ...gateArgs],
+  { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: 'ignore' }));
+  let conf = fs.readFileSync(SNIPPET, 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${site}`)
+    .replaceAll('127.0.0.1:9000', `127.0.0.1:${appPort}`)
+    .replace('server 127.0.0.1:8710;', gatePorts.map((port) => `server 127.0.0.1:${port};`).join(' '));
+  if (nodes > 1) {
+    conf += `
+upstream wechat_nodes { ${ps.map((x) => `server 127.0.0.1:${x.port};`).join(' ')} keepalive 8; }
+server {
+    listen 127.0.0.1:${wechatPort};
+    location / { proxy_pass http://wechat_nodes; proxy_http_version 1.1; proxy_set_header Connection "";
+                 proxy_set_header Host $http_host; }
+}
+`;
+  }
   fs.writeFileSync(path.join(dir, 'site.conf'), conf);
   fs.writeFileSync(path.join(dir, 'nginx.conf'), `daemon off; master_process off; worker_processes 1;
 pid ${dir}/nginx.pid; error_log ${dir}/error.log;
@@ -48,14 +71,15 @@ http { access_log off; client_body_temp_path ${dir}/t1; proxy_temp_path ${dir}/t
   uwsgi_temp_path ${dir}/t4; scgi_temp_path ${dir}/t5; include ${dir}/site.conf; }
 `);
   const ng = spawn(NGINX, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
-  await waitPort(gatePort);
+  for (const port of gatePorts) await waitPort(port);
   await waitPort(site);
+  if (wechatPort) await waitPort(wechatPort);
   const stop = async () => {
-    for (const c of [ng, g]) if (c.exitCode === null) { const e = new Promise((r) => c.once('exit', r)); c.kill('SIGTERM'); await e; }
+    for (const c of [ng, ...gates]) if (c.exitCode === null) { const e = new Promise((r) => c.once('exit', r)); c.kill('SIGTERM'); await e; }
     await new Promise((r) => app.close(r));
-    await p.stop();
+    for (const x of ps) await x.stop();
   };
-  return { d, p, site: `http://localhost:${site}`, stop };
+  return { d, p, ps, wechat, site: `http://localhost:${site}`, gates: gatePorts.map((port) => `http://127.0.0.1:${port}`), stop };
 }
 
 module.exports = { startStack, NGINX };
