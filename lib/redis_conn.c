@@ -1,0 +1,552 @@
+/*
+ * redis_conn.c — one connection to Redis for the Redis store (see redis_conn.h): building a
+ * command's arguments, reading replies, connecting within a timeout, running commands and
+ * scripts, and parsing the redis:// URL. Every value is sent as its own argument
+ * (redisCommandArgv: binary-safe, never formatted into a command).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "redis_conn.h"
+
+/* ---- one command's arguments: borrowed values plus a pool for keys and numbers ---- */
+
+void wx_rc_arg_bin(struct wx_rc_args *a, const void *p, size_t n)
+{
+    if (a->n == WX_RC_MAX_ARGS) {
+        a->over = 1;
+        return;
+    }
+    a->v[a->n] = n ? p : "";
+    a->l[a->n++] = n;
+}
+
+void wx_rc_arg_str(struct wx_rc_args *a, const char *s)
+{
+    wx_rc_arg_bin(a, s, strlen(s));
+}
+
+/* Several strings, up to a NULL. */
+__attribute__((sentinel)) void wx_rc_arg_strs(struct wx_rc_args *a, ...)
+{
+    va_list ap;
+    va_start(ap, a);
+    for (const char *s; (s = va_arg(ap, const char *)) != NULL;)
+        wx_rc_arg_str(a, s);
+    va_end(ap);
+}
+
+static void a_vput(struct wx_rc_args *a, const char *prefix, const char *fmt, va_list ap)
+{
+    char *at = a->pool + a->used;
+    size_t room = sizeof a->pool - a->used;
+    int p = snprintf(at, room, "%s", prefix);
+    int n = p < 0 || (size_t)p >= room ? -1 : vsnprintf(at + p, room - (size_t)p, fmt, ap);
+    if (n < 0 || (size_t)(p + n) >= room) {
+        a->over = 1;
+        return;
+    }
+    a->used += (size_t)(p + n) + 1;
+    wx_rc_arg_bin(a, at, (size_t)(p + n));
+}
+
+__attribute__((format(printf, 2, 3))) static void arg_fmt(struct wx_rc_args *a, const char *fmt,
+                                                          ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    a_vput(a, "", fmt, ap);
+    va_end(ap);
+}
+
+/* A key: the prefix, then fmt. */
+__attribute__((format(printf, 3, 4))) void wx_rc_arg_key(const struct wx_rc *conn,
+                                                         struct wx_rc_args *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    a_vput(a, conn->prefix, fmt, ap);
+    va_end(ap);
+}
+
+void wx_rc_arg_i64(struct wx_rc_args *a, int64_t v)
+{
+    arg_fmt(a, "%lld", (long long)v);
+}
+
+/* A field name and its integer value. */
+void wx_rc_arg_field(struct wx_rc_args *a, const char *field, int64_t v)
+{
+    wx_rc_arg_str(a, field);
+    wx_rc_arg_i64(a, v);
+}
+
+void wx_rc_arg_clear(struct wx_rc_args *a)
+{
+    memset(a, 0, offsetof(struct wx_rc_args, pool));
+}
+
+/* The start of a script call: EVALSHA, its sha (filled in by wx_rc_eval), the key count. */
+void wx_rc_arg_script(struct wx_rc_args *a, int nkeys)
+{
+    wx_rc_arg_clear(a);
+    wx_rc_arg_str(a, "EVALSHA");
+    wx_rc_arg_str(a, "");
+    wx_rc_arg_i64(a, nkeys);
+}
+
+void wx_rc_arg_cmd(struct wx_rc_args *a, const char *cmd)
+{
+    wx_rc_arg_clear(a);
+    wx_rc_arg_str(a, cmd);
+}
+
+/* ---- replies ---- */
+
+int wx_rc_reply_i64(const redisReply *r, int64_t *out)
+{
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 1;
+    }
+    if (r->type != REDIS_REPLY_STRING || !r->len || r->len > 20)
+        return 0;
+    char text[24], *end = NULL;
+    memcpy(text, r->str, r->len);
+    text[r->len] = '\0';
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* An integer field; 0 when absent or malformed (fields are written by this file only). */
+int64_t wx_rc_reply_num(const redisReply *r)
+{
+    int64_t v = 0;
+    return wx_rc_reply_i64(r, &v) ? v : 0;
+}
+
+void wx_rc_reply_text(const redisReply *r, char *out, size_t outsz)
+{
+    size_t n = r->type == REDIS_REPLY_STRING ? r->len : 0;
+    if (n >= outsz)
+        n = outsz - 1;
+    if (n)
+        memcpy(out, r->str, n);
+    out[n] = '\0';
+}
+
+void wx_rc_reply_mac(const redisReply *r, unsigned char mac[WX_CRED_MAC])
+{
+    memset(mac, 0, WX_CRED_MAC);
+    if (r->type == REDIS_REPLY_STRING && r->len == WX_CRED_MAC)
+        memcpy(mac, r->str, WX_CRED_MAC);
+}
+
+/* ---- the connection ---- */
+
+/*
+ * hiredis writes with write(2): a write to a connection Redis closed raises SIGPIPE. Like
+ * libpq, block it in this thread around the I/O and swallow one that the I/O raised, instead
+ * of changing the process's signal disposition.
+ */
+struct sigpipe {
+    sigset_t old;
+    int pending;
+};
+
+static void sp_block(struct sigpipe *g)
+{
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    g->pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+}
+
+static void sp_unblock(struct sigpipe *g, int failed)
+{
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    if (failed && !g->pending && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void drop(struct wx_rc *conn)
+{
+    if (conn->c)
+        redisFree(conn->c);
+    conn->c = NULL;
+}
+
+/*
+ * The connection failed in an attempt begun at t0. One that waited out the timeout (a hung or
+ * unreachable Redis) makes the calls of the next timeout_ms fail at once, so that a request
+ * making several calls waits once, not once per call; a refused connection costs nothing and
+ * is retried by the next call.
+ */
+static void failed(struct wx_rc *conn, int64_t t0)
+{
+    int64_t now = mono_ms();
+    drop(conn);
+    if (now - t0 >= conn->timeout_ms / 2)
+        conn->hold_until = now + conn->timeout_ms;
+}
+
+/* Redis closed an idle connection (restart, timeout): found before a command is risked. */
+static int stale(redisContext *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static int handshake(struct wx_rc *conn, redisContext *c)
+{
+    redisReply *r = NULL;
+    int ok = 1;
+    if (conn->pass[0]) {
+        r = conn->user[0] ? redisCommand(c, "AUTH %s %s", conn->user, conn->pass)
+                          : redisCommand(c, "AUTH %s", conn->pass);
+        ok = r && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+    }
+    if (ok && conn->db) {
+        r = redisCommand(c, "SELECT %d", conn->db);
+        ok = r && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+    }
+    if (ok) { /* a hung server still completes TCP handshakes: connected means it answered */
+        r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+    }
+    return ok ? WX_OK : WX_ERR_STORE;
+}
+
+int wx_rc_connect(struct wx_rc *conn)
+{
+    if (conn->c && !stale(conn->c))
+        return WX_OK;
+    drop(conn);
+    int64_t t0 = mono_ms();
+    if (t0 < conn->hold_until) {
+        snprintf(conn->why, sizeof conn->why, "timed out a moment ago");
+        return WX_ERR_STORE;
+    }
+    struct timeval tv = {conn->timeout_ms / 1000, (conn->timeout_ms % 1000) * 1000};
+    struct sigpipe g;
+    sp_block(&g);
+    redisContext *c = redisConnectWithTimeout(conn->host, conn->port, tv);
+    int rc = WX_ERR_STORE;
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && handshake(conn, c) == WX_OK) {
+        redisEnableKeepAlive(c);
+        conn->c = c;
+        c = NULL;
+        rc = WX_OK;
+    }
+    snprintf(conn->why, sizeof conn->why, "%s",
+             rc == WX_OK ? ""
+             : !c        ? "out of memory"
+             : c->err    ? c->errstr
+                         : "no answer to AUTH, SELECT or PING");
+    sp_unblock(&g, rc != WX_OK);
+    if (c)
+        redisFree(c);
+    if (rc)
+        failed(conn, t0);
+    return rc;
+}
+
+/* Runs one command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
+int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
+{
+    *out = NULL;
+    if (a->over || wx_rc_connect(conn))
+        return WX_ERR_STORE;
+    struct sigpipe g;
+    int64_t t0 = mono_ms();
+    sp_block(&g);
+    redisReply *r = redisCommandArgv(conn->c, a->n, a->v, a->l);
+    sp_unblock(&g, r == NULL);
+    if (!r) {
+        failed(conn, t0); /* I/O error or timeout: the stream is out of step, start afresh */
+        return WX_ERR_STORE;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        int noscript = !strncmp(r->str, "NOSCRIPT", 8);
+        freeReplyObject(r);
+        return noscript ? WX_RC_NOSCRIPT : WX_ERR_STORE;
+    }
+    *out = r;
+    return WX_OK;
+}
+
+/* Sends n commands in one round trip; every reply must be a non-error one. */
+int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+{
+    int rc = WX_ERR_STORE, got = 0;
+    for (int i = 0; i < n; i++)
+        if (a[i].over)
+            return WX_ERR_STORE;
+    if (wx_rc_connect(conn))
+        return WX_ERR_STORE;
+    struct sigpipe g;
+    int64_t t0 = mono_ms();
+    sp_block(&g);
+    int sent = 0;
+    while (sent < n && redisAppendCommandArgv(conn->c, a[sent].n, a[sent].v, a[sent].l) == REDIS_OK)
+        sent++;
+    while (sent == n && got < n && redisGetReply(conn->c, (void **)&out[got]) == REDIS_OK &&
+           out[got])
+        got++;
+    sp_unblock(&g, got < n);
+    if (got < n)
+        failed(conn, t0);
+    else
+        rc = WX_OK;
+    for (int i = 0; i < got; i++)
+        if (out[i]->type == REDIS_REPLY_ERROR)
+            rc = WX_ERR_STORE;
+    if (rc)
+        for (int i = 0; i < got; i++)
+            freeReplyObject(out[i]);
+    return rc;
+}
+
+/* EVALSHA, and EVAL when Redis does not know the script (after a restart or a flush). */
+int wx_rc_eval(struct wx_rc *conn, int script, struct wx_rc_args *a, redisReply **out)
+{
+    if (!conn->sha[script][0]) {
+        struct wx_rc_args load;
+        redisReply *r;
+        wx_rc_arg_cmd(&load, "SCRIPT");
+        wx_rc_arg_strs(&load, "LOAD", conn->lua[script], NULL);
+        int rc = wx_rc_call(conn, &load, &r);
+        if (rc)
+            return WX_ERR_STORE;
+        if (r->type == REDIS_REPLY_STRING && r->len == 40)
+            memcpy(conn->sha[script], r->str, 41);
+        freeReplyObject(r);
+        if (!conn->sha[script][0])
+            return WX_ERR_STORE;
+    }
+    a->v[1] = conn->sha[script];
+    a->l[1] = 40;
+    int rc = wx_rc_call(conn, a, out);
+    if (rc == WX_RC_NOSCRIPT) {
+        a->v[0] = "EVAL";
+        a->l[0] = 4;
+        a->v[1] = conn->lua[script];
+        a->l[1] = strlen(conn->lua[script]);
+        rc = wx_rc_call(conn, a, out);
+    }
+    return rc == WX_OK ? WX_OK : WX_ERR_STORE;
+}
+
+/* A script (script >= 0) or command (-1) whose reply is one integer. */
+static int run_int(struct wx_rc *conn, int script, struct wx_rc_args *a, int64_t *v)
+{
+    redisReply *r = NULL;
+    int rc = script >= 0 ? wx_rc_eval(conn, script, a, &r) : wx_rc_call(conn, a, &r);
+    if (rc)
+        return rc;
+    rc = wx_rc_reply_i64(r, v) ? WX_OK : WX_ERR_STORE;
+    freeReplyObject(r);
+    return rc;
+}
+
+int wx_rc_eval_int(struct wx_rc *conn, int script, struct wx_rc_args *a, int64_t *v)
+{
+    return run_int(conn, script, a, v);
+}
+
+int wx_rc_call_int(struct wx_rc *conn, struct wx_rc_args *a, int64_t *v)
+{
+    return run_int(conn, -1, a, v);
+}
+
+void wx_rc_close(struct wx_rc *conn)
+{
+    drop(conn);
+    sodium_memzero(conn->pass, sizeof conn->pass);
+}
+
+/* ---- the URL ---- */
+
+/* An integer in [min, max] made of the n bytes at p; -1 otherwise. */
+static long number(const char *p, size_t n, long min, long max)
+{
+    long v = 0;
+    if (!n || n > 9)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v >= min && v <= max ? v : -1;
+}
+
+/* Percent-decodes n bytes into out (outsz with the NUL); 0 on a bad escape or overflow. */
+static int decode(const char *p, size_t n, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '%') {
+            unsigned char hex[1];
+            if (i + 2 >= n || sodium_hex2bin(hex, 1, p + i + 1, 2, NULL, NULL, NULL) != 0)
+                return 0;
+            c = hex[0];
+            i += 2;
+        }
+        if (!c || o + 1 >= outsz)
+            return 0;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 1;
+}
+
+static int copy(const char *p, size_t n, char *out, size_t outsz)
+{
+    if (n >= outsz)
+        return 0;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 1;
+}
+
+/* [[USER]:PASSWORD@] */
+static int parse_auth(struct wx_rc *conn, const char *p, size_t n)
+{
+    const char *colon = memchr(p, ':', n);
+    if (!colon)
+        return 0; /* a bare user name is not a password: refuse rather than guess */
+    size_t un = (size_t)(colon - p);
+    return decode(p, un, conn->user, sizeof conn->user) &&
+           decode(colon + 1, n - un - 1, conn->pass, sizeof conn->pass) && conn->pass[0];
+}
+
+/* HOST[:PORT] or [IPV6][:PORT] */
+static int parse_host(struct wx_rc *conn, const char *p, size_t n)
+{
+    const char *port = NULL;
+    size_t hn = n;
+    if (n && p[0] == '[') {
+        const char *end = memchr(p, ']', n);
+        if (!end)
+            return 0;
+        hn = (size_t)(end - p - 1);
+        if (!copy(p + 1, hn, conn->host, sizeof conn->host))
+            return 0;
+        port = end + 1 < p + n ? end + 1 : NULL;
+        if (port && *port != ':')
+            return 0;
+    } else {
+        const char *c = memchr(p, ':', n);
+        if (c) {
+            hn = (size_t)(c - p);
+            port = c;
+        }
+        if (!copy(p, hn, conn->host, sizeof conn->host))
+            return 0;
+    }
+    if (!conn->host[0] || strpbrk(conn->host, "/?#@%"))
+        return 0;
+    conn->port = 6379;
+    if (port && (conn->port = (int)number(port + 1, (size_t)(p + n - port - 1), 1, 65535)) < 0)
+        return 0;
+    return 1;
+}
+
+/* prefix=P and timeout_ms=N, separated by '&'. */
+static int parse_query(struct wx_rc *conn, const char *q, char *err, size_t errsz)
+{
+    while (*q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t kn = eq ? (size_t)(eq - q) : n, vn = eq ? n - kn - 1 : 0;
+        const char *v = eq ? eq + 1 : q + n;
+        if (kn == 6 && !memcmp(q, "prefix", 6)) {
+            if (!copy(v, vn, conn->prefix, sizeof conn->prefix) ||
+                strspn(conn->prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789:_.-") != vn) {
+                snprintf(err, errsz, "redis store: prefix must be at most %d of [A-Za-z0-9:_.-]",
+                         WX_RC_MAX_PREFIX);
+                return 0;
+            }
+        } else if (kn == 10 && !memcmp(q, "timeout_ms", 10)) {
+            if ((conn->timeout_ms = (int)number(v, vn, 1, 60000)) < 0) {
+                snprintf(err, errsz, "redis store: timeout_ms must be 1..60000");
+                return 0;
+            }
+        } else {
+            snprintf(err, errsz, "redis store: unknown option '%.*s' (prefix, timeout_ms)",
+                     (int)(kn < 32 ? kn : 32), q);
+            return 0;
+        }
+        q += n + (q[n] == '&');
+    }
+    return 1;
+}
+
+/* What follows redis:// */
+static int parse_url(struct wx_rc *conn, const char *p, char *err, size_t errsz)
+{
+    const char *end = p + strcspn(p, "/?");
+    const char *at = NULL;
+    for (const char *c = p; c < end; c++)
+        if (*c == '@')
+            at = c;
+    snprintf(conn->prefix, sizeof conn->prefix, "wx:");
+    conn->timeout_ms = WX_RC_TIMEOUT_MS;
+    if ((at && !parse_auth(conn, p, (size_t)(at - p))) ||
+        !parse_host(conn, at ? at + 1 : p, (size_t)(end - (at ? at + 1 : p)))) {
+        snprintf(err, errsz,
+                 "redis store: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"
+                 "[?prefix=P&timeout_ms=N]");
+        return 0;
+    }
+    if (*end == '/') {
+        size_t n = strcspn(end + 1, "?");
+        if (n && (conn->db = (int)number(end + 1, n, 0, 1000000)) < 0) {
+            snprintf(err, errsz, "redis store: the database must be a number");
+            return 0;
+        }
+        end += 1 + n;
+    }
+    return *end != '?' || parse_query(conn, end + 1, err, errsz);
+}
+
+int wx_rc_parse_url(struct wx_rc *conn, const char *url, char *err, size_t errsz)
+{
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errsz, "redis store: the URL must start with redis://");
+        return WX_ERR_INVALID;
+    }
+    return parse_url(conn, url + 8, err, errsz) ? WX_OK : WX_ERR_INVALID;
+}

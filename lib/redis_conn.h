@@ -1,0 +1,129 @@
+/*
+ * redis_conn.h — one connection to Redis (hiredis 0.14, RESP2), below the Redis store
+ * (store_redis.c): the redis:// URL, connecting within a timeout, noticing a connection Redis
+ * closed, backing off after a timeout, commands one at a time or pipelined, and Lua scripts
+ * run by EVALSHA with an EVAL fallback. A command's arguments are collected in a
+ * struct wx_rc_args, every value its own argument (binary-safe, never formatted into a
+ * command text).
+ *
+ * Errors: WX_OK, or WX_ERR_STORE for any failure. After an I/O error or a timeout the
+ * connection is dropped and a later call connects again by itself. One struct wx_rc is used by
+ * one thread at a time.
+ */
+#ifndef WX_REDIS_CONN_H
+#define WX_REDIS_CONN_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cred.h"
+
+#define WX_RC_MAX_ARGS    48   /* arguments of one command */
+#define WX_RC_POOL        2048 /* bytes of formatted keys and numbers per command */
+#define WX_RC_MAX_PREFIX  64   /* key prefix */
+#define WX_RC_MAX_SCRIPTS 16   /* Lua scripts one connection runs */
+#define WX_RC_TIMEOUT_MS  1000 /* default connect and command timeout */
+#define WX_RC_NOSCRIPT    100  /* wx_rc_call: EVALSHA of a script Redis does not know */
+
+/*
+ * One command's arguments: borrowed values plus a pool for keys and numbers. Values added with
+ * wx_rc_arg_bin/str/strs are borrowed: they must outlive the call that sends them. Whatever
+ * does not fit sets over, and the call then fails with WX_ERR_STORE.
+ */
+struct wx_rc_args {
+    int n, over;
+    size_t used;
+    const char *v[WX_RC_MAX_ARGS];
+    size_t l[WX_RC_MAX_ARGS];
+    char pool[WX_RC_POOL];
+};
+
+/*
+ * A connection and what it was opened with. Zero it, fill it with wx_rc_parse_url and set lua;
+ * it connects on first use. Release it with wx_rc_close.
+ */
+struct wx_rc {
+    redisContext *c; /* NULL while disconnected: the next call connects */
+    char host[256], user[128], pass[256];
+    int port, db, timeout_ms;
+    char prefix[WX_RC_MAX_PREFIX + 1];
+    const char *const *lua;          /* the scripts wx_rc_eval runs, by index (borrowed, static) */
+    char sha[WX_RC_MAX_SCRIPTS][41]; /* SCRIPT LOAD results, learnt on first use */
+    char why[128];                   /* why the last connection attempt failed */
+    int64_t hold_until;              /* monotonic ms: after a timeout, fail at once until then */
+};
+
+/* ---- building arguments ---- */
+
+/* Empties a for a new command. */
+void wx_rc_arg_clear(struct wx_rc_args *a);
+/* Empties a and adds the command name cmd (borrowed). */
+void wx_rc_arg_cmd(struct wx_rc_args *a, const char *cmd);
+/* Empties a for wx_rc_eval: EVALSHA, a place for the sha (filled in by eval), nkeys. */
+void wx_rc_arg_script(struct wx_rc_args *a, int nkeys);
+/* Adds n bytes at p (borrowed; n 0: an empty argument). */
+void wx_rc_arg_bin(struct wx_rc_args *a, const void *p, size_t n);
+/* Adds the string s (borrowed). */
+void wx_rc_arg_str(struct wx_rc_args *a, const char *s);
+/* Adds several strings (borrowed), up to a NULL. */
+__attribute__((sentinel)) void wx_rc_arg_strs(struct wx_rc_args *a, ...);
+/* Adds a key: conn's prefix, then fmt, copied into a's pool. */
+__attribute__((format(printf, 3, 4))) void
+wx_rc_arg_key(const struct wx_rc *conn, struct wx_rc_args *a, const char *fmt, ...);
+/* Adds v in decimal. */
+void wx_rc_arg_i64(struct wx_rc_args *a, int64_t v);
+/* Adds a field name (borrowed) and its integer value. */
+void wx_rc_arg_field(struct wx_rc_args *a, const char *field, int64_t v);
+
+/* ---- reading replies (r borrowed; nothing here frees it) ---- */
+
+/* An integer reply, or a string holding a decimal integer, into *out: 1, else 0. */
+int wx_rc_reply_i64(const redisReply *r, int64_t *out);
+/* An integer field; 0 when absent or malformed (for fields the caller wrote itself). */
+int64_t wx_rc_reply_num(const redisReply *r);
+/* A string into out (outsz with the NUL), cut to fit; "" when r is not a string. */
+void wx_rc_reply_text(const redisReply *r, char *out, size_t outsz);
+/* A MAC of exactly WX_CRED_MAC bytes; all zero when r is anything else. */
+void wx_rc_reply_mac(const redisReply *r, unsigned char mac[WX_CRED_MAC]);
+
+/* ---- the connection ---- */
+
+/*
+ * Fills conn (zeroed) from redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N]:
+ * password percent-decoded; port 6379, db 0, prefix "wx:", timeout WX_RC_TIMEOUT_MS unless
+ * given. WX_OK, or WX_ERR_INVALID with the reason in err, which never echoes the URL (it may
+ * hold a password). Does not connect.
+ */
+int wx_rc_parse_url(struct wx_rc *conn, const char *url, char *err, size_t errsz);
+/*
+ * Makes sure a live connection is up: keeps one Redis has not closed, else connects (AUTH,
+ * SELECT, PING) within timeout_ms. For timeout_ms after a timeout it fails at once, so that a
+ * request making several calls waits once. On failure conn->why says why.
+ */
+int wx_rc_connect(struct wx_rc *conn);
+/*
+ * Runs one command: WX_OK with *out a reply that is not an error (the caller frees it with
+ * freeReplyObject), WX_RC_NOSCRIPT for a NOSCRIPT error, or WX_ERR_STORE (*out NULL).
+ */
+int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out);
+/*
+ * Sends the n commands a[0..n-1] in one round trip. WX_OK when every reply arrived and none is
+ * an error: out[0..n-1] then hold them, each for the caller to free; else WX_ERR_STORE and
+ * nothing to free.
+ */
+int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out);
+/*
+ * Runs script conn->lua[script] with a built by wx_rc_arg_script: EVALSHA, and EVAL when Redis
+ * does not know the script (after a restart or a flush). WX_OK with *out as for wx_rc_call,
+ * or WX_ERR_STORE.
+ */
+int wx_rc_eval(struct wx_rc *conn, int script, struct wx_rc_args *a, redisReply **out);
+/* wx_rc_eval for a script whose reply is one integer, into *v. */
+int wx_rc_eval_int(struct wx_rc *conn, int script, struct wx_rc_args *a, int64_t *v);
+/* wx_rc_call for a command whose reply is one integer, into *v. */
+int wx_rc_call_int(struct wx_rc *conn, struct wx_rc_args *a, int64_t *v);
+/* Disconnects and wipes the password (the struct itself is the caller's to free). */
+void wx_rc_close(struct wx_rc *conn);
+
+#endif
