@@ -167,6 +167,12 @@ struct wx_store_ops {
                   int64_t expires);
     int (*kv_get)(struct wx_store *s, const unsigned char key[16], int64_t now, void *out,
                   size_t outsz, size_t *len);
+    /*
+     * Optional (NULL on a store only one process uses): adds delta to a counter that lives until
+     * expires and gives the new total, for counts every node must share (rate limits).
+     */
+    int (*counter_add)(struct wx_store *s, const unsigned char key[16], int64_t delta,
+                       int64_t expires, int64_t *total);
 
     /* Deletes expired rows, at most limit of each kind; *deleted receives the count. */
     int (*purge)(struct wx_store *s, int64_t now, int limit, int64_t *deleted);

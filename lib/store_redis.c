@@ -1021,6 +1021,27 @@ static int rd_nonce_use(struct wx_store *s, const unsigned char nonce[16], int64
     return rc;
 }
 
+static int rd_counter_add(struct wx_store *s, const unsigned char key[16], int64_t delta,
+                          int64_t expires, int64_t *total)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a[2];
+    redisReply *r[2];
+    wx_rc_arg_cmd(&a[0], "INCRBY");
+    a_hexkey(d, &a[0], "cnt", key);
+    wx_rc_arg_i64(&a[0], delta);
+    wx_rc_arg_cmd(&a[1], "EXPIREAT");
+    a_hexkey(d, &a[1], "cnt", key);
+    wx_rc_arg_i64(&a[1], expire_at(expires, 0));
+    int rc = wx_rc_pipeline(&d->conn, a, 2, r);
+    if (rc)
+        return rc;
+    rc = wx_rc_reply_i64(r[0], total) ? WX_OK : WX_ERR_STORE;
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    return rc;
+}
+
 static int rd_kv_put(struct wx_store *s, const unsigned char key[16], const void *value, size_t len,
                      int64_t expires)
 {
@@ -1125,6 +1146,7 @@ static const struct wx_store_ops redis_ops = {
     .nonce_use = rd_nonce_use,
     .kv_put = rd_kv_put,
     .kv_get = rd_kv_get,
+    .counter_add = rd_counter_add,
     .purge = rd_purge,
 };
 

@@ -93,19 +93,35 @@ int wx_p_fault(struct wx_provider *p, struct wx_http_req *req, const char *route
     return errcode;
 }
 
-int wx_p_rate_exceeded(struct wx_provider *p, int64_t app_id)
+#define WX_RATE_STEP 16
+
+int wx_p_rate_exceeded(struct wx_provider *p, struct wx_store *st, int64_t app_id)
 {
     int64_t minute = wx_p_now(p) / 60;
     struct wx_rate *r = &p->rates[(uint64_t)app_id % WX_RATE_SLOTS];
     pthread_mutex_lock(&p->mu);
-    if (r->app_id != app_id || r->minute != minute) {
-        r->app_id = app_id;
-        r->minute = minute;
-        r->count = 0;
-    }
-    int over = ++r->count > p->rate_limit;
+    if (r->app_id != app_id || r->minute != minute)
+        *r = (struct wx_rate){app_id, minute, 0, 0, 0};
+    long delta = ++r->count - r->flushed;
+    int share = st->ops->counter_add && (r->count == 1 || delta >= WX_RATE_STEP);
+    if (share)
+        r->flushed = r->count; /* claimed: other threads do not add the same calls */
+    int64_t estimate = r->shared + (r->count - r->flushed);
     pthread_mutex_unlock(&p->mu);
-    return over;
+    if (share) {
+        unsigned char key[16] = {'r', 'a', 't', 'e'};
+        int64_t total = 0;
+        memcpy(key + 4, &app_id, 8);
+        memcpy(key + 12, &(int32_t){(int32_t)minute}, 4);
+        if (st->ops->counter_add(st, key, delta, (minute + 2) * 60, &total) == WX_OK) {
+            pthread_mutex_lock(&p->mu);
+            if (r->app_id == app_id && r->minute == minute && total > r->shared)
+                r->shared = total;
+            estimate = r->shared + (r->count - r->flushed);
+            pthread_mutex_unlock(&p->mu);
+        } /* the store is down: count locally; the request fails on the store anyway */
+    }
+    return estimate > p->rate_limit; /* without a shared counter: this node's count */
 }
 
 /* Sealed sandbox session: user id and expiry. */

@@ -45,7 +45,9 @@ struct wx_fault {
 struct wx_rate {
     int64_t app_id;
     int64_t minute;
-    long count;
+    long count;     /* this node's calls this minute */
+    long flushed;   /* of them, already added to the shared counter */
+    int64_t shared; /* the shared counter's total when last added to */
 };
 
 struct wx_provider {
@@ -104,7 +106,12 @@ void wx_p_json_error(struct wx_provider *p, struct wx_http_req *req, int errcode
 int wx_p_fault(struct wx_provider *p, struct wx_http_req *req, const char *route, int fam,
                int *double_redirect);
 /* Counts one call for app; returns 1 when over the per-minute limit. */
-int wx_p_rate_exceeded(struct wx_provider *p, int64_t app_id);
+/*
+ * Counts a call of app_id against its per-minute quota: 1 when over it. On a store shared by
+ * several nodes (Redis) the count is shared too, added in steps of WX_RATE_STEP calls, so the
+ * quota holds across nodes within WX_RATE_STEP calls per node. st: the caller's connection.
+ */
+int wx_p_rate_exceeded(struct wx_provider *p, struct wx_store *st, int64_t app_id);
 /*
  * Hands a write to the group-commit writer: suspends the request until done() has filled its
  * response (after the commit) and resumed it with wx_p_resume().

@@ -65,7 +65,7 @@ void wx_route_cgi_token(struct wx_provider *p, struct wx_http_req *req)
         (ec = wx_p_check_grant_type(&q, "client_credential")) ||
         (ec = wx_p_check_secret(p, &q, &app)))
         goto fail;
-    if (wx_p_rate_exceeded(p, app.id)) {
+    if (wx_p_rate_exceeded(p, p->rd, app.id)) {
         ec = WX_EC_MINUTE_QUOTA;
         goto fail;
     }

@@ -432,7 +432,7 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
         page(req, 200, fault, e ? e->zh : "系统错误", "Injected fault (POST /admin/faults).");
         goto done;
     }
-    if (wx_p_rate_exceeded(p, a.app.id)) {
+    if (wx_p_rate_exceeded(p, p->rd, a.app.id)) {
         page(req, 429, WX_EC_TOO_FREQUENT, "操作太频繁了，请稍后重试",
              "Too many requests for this account; retry later.");
         goto done;
@@ -520,7 +520,7 @@ void wx_route_qrconnect(struct wx_provider *p, struct wx_http_req *req)
         return;
     if (authz_check(p, req, &q, &a, 1))
         goto done;
-    if (wx_p_rate_exceeded(p, a.app.id)) {
+    if (wx_p_rate_exceeded(p, p->rd, a.app.id)) {
         page(req, 429, WX_EC_TOO_FREQUENT, "操作太频繁了，请稍后重试",
              "Too many requests for this account; retry later.");
         goto done;

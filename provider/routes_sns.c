@@ -132,7 +132,7 @@ static int exchange_run(struct mint_job *m, struct wx_store *s)
         return refuse(m, dup ? WX_EC_INVALID_CODE : WX_EC_CODE_MISSING);
     if ((ec = wx_p_check_grant_type(&m->q, "authorization_code")))
         return refuse(m, ec);
-    if (wx_p_rate_exceeded(m->p, m->app.id))
+    if (wx_p_rate_exceeded(m->p, s, m->app.id))
         return refuse(m, WX_EC_MINUTE_QUOTA);
     int64_t id;
     unsigned char mac[WX_CRED_MAC];
@@ -168,7 +168,7 @@ static int refresh_run(struct mint_job *m, struct wx_store *s)
     const char *rt = wx_p_param(&m->q, "refresh_token", &dup);
     if (!rt || !*rt)
         return refuse(m, dup ? WX_EC_INVALID_REFRESH : WX_EC_REFRESH_MISSING);
-    if (wx_p_rate_exceeded(m->p, m->app.id))
+    if (wx_p_rate_exceeded(m->p, s, m->app.id))
         return refuse(m, WX_EC_MINUTE_QUOTA);
     int64_t id;
     unsigned char mac[WX_CRED_MAC];

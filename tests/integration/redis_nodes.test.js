@@ -149,3 +149,26 @@ test('two gates on one Redis: a login through A is valid at B; sign-out at A end
     await r.cleanup();
   }
 });
+
+test('the per-minute quota is shared by the nodes (within 16 calls per node)', { skip }, async () => {
+  const r = await startRedis();
+  const d = h.makeDb({ db: r.url });
+  const ps = [];
+  try {
+    for (let i = 0; i < 2; i++) ps.push(await h.startProvider(null, [], { args: ['--store', r.url, '--listen', '127.0.0.1:0', '--rate-limit', '40'] }));
+    // All 60 calls inside one minute: move both nodes' test clocks together past a boundary.
+    const { now } = await h.clock(ps[0].base);
+    if (now % 60 > 40) for (const p of ps) await h.clock(p.base, 60 - (now % 60));
+    const q = new URLSearchParams({ grant_type: 'client_credential', appid: d.appid, secret: d.secret });
+    const rs = [];
+    for (let i = 0; i < 60; i++) rs.push((await h.getJson(`${ps[i % 2].base}/cgi-bin/token?${q}`)).body);
+    const ok = rs.filter((x) => x.access_token).length;
+    const over = rs.filter((x) => x.errcode === 45011).length;
+    assert.strictEqual(ok + over, 60, JSON.stringify(rs.find((x) => !x.access_token && x.errcode !== 45011)));
+    assert.ok(over > 0, 'alone each node would have allowed its 30 calls');
+    assert.ok(ok <= 40 + 2 * 16, `${ok} calls allowed`);
+  } finally {
+    for (const p of ps) await p.stop();
+    await r.cleanup();
+  }
+});
