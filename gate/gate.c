@@ -10,14 +10,15 @@
  *                        ever leads back to this site
  *   GET PREFIX/callback  denial → a page (try again, or continue with snsapi_base); bad state →
  *                        403 and no token call; a code → session cookie and 303 to rd; the same
- *                        code again within 5 minutes (refresh, Back, WeChat's double callback)
- *                        → the same session, never an error
+ *                        state again within 5 minutes (refresh, Back, WeChat's double callback
+ *                        with one code or two) → the same session, never an error
  *   GET PREFIX/sign_out  ends the session for real (revocation list) and clears the cookie
  *   GET PREFIX/userinfo  the session as JSON
  *   GET /healthz, /metrics
  *
- * Sessions are sealed cookies (XChaCha20-Poly1305 via lib/seal). The revocation list and the
- * redeemed-code cache live in this process for now (the shared store comes with issue 5).
+ * Sessions are sealed cookies (XChaCha20-Poly1305 via lib/seal) with idle and absolute
+ * lifetimes and key rotation. Sign-outs, logins' outcomes and the profile refresher's claims
+ * live in the store (SQLite, or Redis shared by several gates).
  */
 #include <arpa/inet.h>
 #include <signal.h>
@@ -612,25 +613,30 @@ static void route_start(struct gate *g, struct wx_http_req *req)
 }
 
 /*
- * A redeemed code's outcome, kept GATE_CODE_TTL seconds: "S" + return path + "\n" + the
- * Set-Cookie value, or "E" + errcode when the exchange failed.
+ * A login's outcome, kept GATE_CODE_TTL seconds under its state's one-time nonce: "S" + return
+ * path + "\n" + the Set-Cookie value, or "E" + errcode when the exchange failed. One state gives
+ * one exchange and one session, whatever arrives with it: the same code again (a refresh, Back)
+ * or another code (WeChat sometimes calls the callback twice, with two codes), at any gate
+ * sharing the store. The state replay cache and the redeemed-code cache in one.
  */
 #define CODE_RESULT_MAX (GATE_COOKIE_MAX + WX_STATE_MAX_PATH + 8)
 
-static void code_key(struct gate *g, char kind, const char *code, unsigned char out[16])
+static void login_key(struct gate *g, char kind, const struct wx_state *st, unsigned char out[16])
 {
-    kv_key(g, kind, code, strlen(code), out);
+    kv_key(g, kind, st->nonce, sizeof st->nonce, out);
 }
 
 /*
- * The same code again (a refresh, Back, or WeChat's second callback): waits while another
- * request is still exchanging it, then answers with its outcome. 1 when answered.
+ * A callback for a state seen before: waits while another request is still exchanging its
+ * code, then answers with that outcome. 1 when answered; 0 when this request is the first and
+ * exchanges the code itself.
  */
-static int code_replay(struct gate *g, struct wx_http_req *req, const char *code, const char *back)
+static int login_replay(struct gate *g, struct wx_http_req *req, const struct wx_state *st,
+                        const char *back)
 {
     unsigned char key[16];
     char v[CODE_RESULT_MAX];
-    code_key(g, 'c', code, key);
+    login_key(g, 's', st, key);
     for (int i = 0; i <= GATE_CODE_WAIT * 20; i++) {
         int rc = store_get(g, key, v, sizeof v);
         if (rc == WX_OK && v[0] == 'S' && strchr(v, '\n')) {
@@ -638,6 +644,7 @@ static int code_replay(struct gate *g, struct wx_http_req *req, const char *code
             *nl = '\0';
             wx_http_redirect(req, 303, v + 1);
             wx_http_set_header(req, "Set-Cookie", nl + 1);
+            sodium_memzero(v, sizeof v);
             return 1;
         }
         if (rc == WX_OK) { /* "E<errcode>": the first request failed; so does this one */
@@ -649,13 +656,12 @@ static int code_replay(struct gate *g, struct wx_http_req *req, const char *code
         }
         if (rc != WX_ERR_NOTFOUND)
             break;
-        /* Not the first request for this code? Then wait for the first one's outcome. */
-        if (i == 0) {
+        if (i == 0) { /* not the first request for this state? then wait for the first one */
             unsigned char claim[16];
-            code_key(g, 'x', code, claim);
+            login_key(g, 'x', st, claim);
             rc = store_claim(g, claim, now_s() + GATE_CODE_TTL);
             if (rc == WX_OK)
-                return 0; /* this request exchanges it */
+                return 0;
             if (rc != WX_ERR_CONFLICT)
                 break;
         }
@@ -667,12 +673,12 @@ static int code_replay(struct gate *g, struct wx_http_req *req, const char *code
     return 1;
 }
 
-static void code_remember(struct gate *g, const char *code, const char *value)
+static void login_remember(struct gate *g, const struct wx_state *st, const char *value)
 {
     unsigned char key[16];
-    code_key(g, 'c', code, key);
+    login_key(g, 's', st, key);
     if (store_put(g, key, value, now_s() + GATE_CODE_TTL) != WX_OK)
-        wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot keep a redeemed code\"");
+        wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot keep a login's outcome\"");
 }
 
 static void route_callback(struct gate *g, struct wx_http_req *req)
@@ -706,7 +712,7 @@ static void route_callback(struct gate *g, struct wx_http_req *req)
              back, 1);
         return;
     }
-    if (code_replay(g, req, cb.code, back))
+    if (login_replay(g, req, &cb.state, back))
         return; /* refresh, Back, or WeChat's second callback: the same session */
     struct wx_token tok;
     struct wx_userinfo ui = {0};
@@ -719,7 +725,7 @@ static void route_callback(struct gate *g, struct wx_http_req *req)
         const struct wx_errcode_info *e = wx_errcode_explain(err.errcode);
         req->errcode = err.errcode;
         snprintf(result, sizeof result, "E%d", err.errcode);
-        code_remember(g, cb.code, result);
+        login_remember(g, &cb.state, result);
         page(g, req, 502, "登录没有成功", e ? e->hint_zh : err.errmsg, back, 0);
         return;
     }
@@ -741,11 +747,11 @@ static void route_callback(struct gate *g, struct wx_http_req *req)
     wx_buf_init(&c, GATE_COOKIE_MAX - 1);
     if (session_cookie(g, &s, &c)) {
         snprintf(result, sizeof result, "E%d", WX_EC_SYSTEM);
-        code_remember(g, cb.code, result);
+        login_remember(g, &cb.state, result);
         page(g, req, 500, "出错了", "The session does not fit in a cookie.", back, 0);
     } else {
         snprintf(result, sizeof result, "S%s\n%s", back, c.ptr);
-        code_remember(g, cb.code, result);
+        login_remember(g, &cb.state, result);
         wx_http_redirect(req, 303, back);
         wx_http_set_header(req, "Set-Cookie", c.ptr);
     }

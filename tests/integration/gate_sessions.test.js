@@ -226,3 +226,20 @@ test('trusted-proxies: a value that is not an IPv4 address is refused at start',
   assert.strictEqual(r.status, 2);
   assert.match(r.stderr, /trusted-proxies: .*'not-an-ip'/);
 });
+
+test('WeChat calls the callback twice with two different codes: one exchange, one session', async () => {
+  await setup(async ({ d, p, site }) => {
+    const b = new Browser();
+    await signIn(b, p, d.users[0]);
+    await h.admin(p.base, 'POST', '/admin/faults', { endpoint: 'authorize', double_redirect: true });
+    const start = await b.go(`${site}/wxauth/start?rd=%2Fcart`);
+    const auth = await b.go(start.location); // the first code goes to the gate from another request
+    assert.strictEqual(auth.status, 302);
+    const cb = await b.go(auth.location); // the browser brings the second code, same state
+    assert.strictEqual(cb.status, 303);
+    assert.strictEqual(cb.location, '/cart');
+    await sleep(500); // let the other request finish, whichever came first
+    assert.strictEqual(await providerMetric(p, 'sns/oauth2/access_token'), 1, 'one exchange for the two codes');
+    assert.strictEqual((await b.go(`${site}/wxauth/auth`)).status, 202);
+  });
+});
