@@ -809,9 +809,12 @@ static void handle(struct wx_http_req *req, void *ud)
 {
     struct gate *g = ud;
     size_t n = strlen(g->prefix);
-    if (wx_slice_eq(req->path, "/healthz")) {
+    if (wx_slice_eq(req->path, "/healthz")) { /* 503 when the store is out of reach */
         req->route = "healthz";
-        wx_http_text(req, 200, "ok\n");
+        pthread_mutex_lock(&g->mu);
+        int up = g->store->ops->ping(g->store) == WX_OK;
+        pthread_mutex_unlock(&g->mu);
+        wx_http_text(req, up ? 200 : 503, up ? "ok\n" : "store unavailable\n");
         return;
     }
     if (wx_slice_eq(req->path, "/metrics")) {

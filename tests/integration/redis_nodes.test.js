@@ -142,6 +142,16 @@ test('two gates on one Redis: a login through A is valid at B; sign-out at A end
     assert.strictEqual((await authAt(gb)).status, 202, 'the session is valid at gate B');
     assert.strictEqual((await b.go(`${site}/wxauth/sign_out`)).status, 200);
     assert.strictEqual((await authAt(gb)).status, 401, 'signed out at A, ended at B');
+    // Redis down: the gate fails closed (503, never a session it cannot check) and says so.
+    await r.kill();
+    assert.strictEqual((await fetch(`${gb.base}/healthz`)).status, 503);
+    assert.strictEqual((await authAt(gb)).status, 503);
+    await r.restart();
+    for (let t = Date.now(); (await fetch(`${gb.base}/healthz`)).status !== 200;) {
+      assert.ok(Date.now() - t < 5000, 'the gate did not come back by itself');
+      await h.sleep(50);
+    }
+    assert.strictEqual((await authAt(gb)).status, 401, 'and the sign-out survived the restart');
   } finally {
     await ga.stop();
     await gb.stop();
