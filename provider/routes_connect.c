@@ -308,6 +308,16 @@ static void hidden(struct wx_buf *b, const char *name, const char *value)
     wx_buf_puts(b, "\">");
 }
 
+/* The app's icon and name, as WeChat's pages open. */
+static void app_header(struct wx_buf *b, const struct wx_app *app)
+{
+    wx_buf_puts(b, "<div class=\"app\">");
+    wx_page_icon(b, app->name, 48, "icon");
+    wx_buf_puts(b, "<b>");
+    wx_html_escape(b, app->name);
+    wx_buf_puts(b, "</b></div>");
+}
+
 static void consent_page(struct wx_provider *p, struct wx_http_req *req, const struct authz *a,
                          const struct wx_user *u, int web)
 {
@@ -325,12 +335,9 @@ static void consent_page(struct wx_provider *p, struct wx_http_req *req, const s
     }
     struct wx_buf *b = &req->out;
     wx_page_begin(req, 200, web ? "确认登录" : "微信授权");
-    wx_buf_puts(b, "<div class=\"card\"><div class=\"app\">");
-    wx_page_icon(b, a->app.name, 48, "icon");
-    wx_buf_puts(b, "<b>");
-    wx_html_escape(b, a->app.name);
-    wx_buf_puts(b, web ? "</b></div><h1>申请使用你的微信帐号登录该网站</h1>"
-                       : "</b></div><h1>申请获得以下权限</h1>");
+    wx_buf_puts(b, "<div class=\"card\">");
+    app_header(b, &a->app);
+    wx_buf_puts(b, web ? "<h1>申请使用你的微信帐号登录该网站</h1>" : "<h1>申请获得以下权限</h1>");
     wx_buf_puts(b, "<div class=\"scope\"><span class=\"dot\"></span><span>获得你的公开信息（昵称、"
                    "头像等）</span></div><div class=\"me\">");
     wx_page_icon(b, u->nickname, 40, "avatar");
@@ -402,8 +409,11 @@ static int userinfo_silent(struct wx_provider *p, struct wx_http_req *req, const
     return 0;
 }
 
-/* The signed-in sandbox user, or 0 after sending the browser to sign in and come back. */
-static int64_t user_or_sign_in(struct wx_provider *p, struct wx_http_req *req)
+/*
+ * The signed-in sandbox user into *u: 1, or 0 after answering (sent to sign in and come back,
+ * or 503 when the store cannot be read).
+ */
+static int signed_in_user(struct wx_provider *p, struct wx_http_req *req, struct wx_user *u)
 {
     int64_t uid = wx_p_session_user(p, req);
     if (!uid) {
@@ -413,8 +423,13 @@ static int64_t user_or_sign_in(struct wx_provider *p, struct wx_http_req *req)
         wx_pct_encode(&next, (struct wx_slice){req->target, strlen(req->target)});
         wx_http_redirect(req, 303, next.ptr);
         wx_buf_free(&next);
+        return 0;
     }
-    return uid;
+    if (p->rd->ops->user_get(p->rd, uid, u)) {
+        page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
+        return 0;
+    }
+    return 1;
 }
 
 void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
@@ -442,14 +457,10 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
         page(req, 200, 0, "请在微信客户端打开链接", "Please open this link in WeChat.");
         goto done;
     }
-    int64_t uid = user_or_sign_in(p, req);
-    if (!uid)
-        goto done;
     struct wx_user u;
-    if (p->rd->ops->user_get(p->rd, uid, &u)) {
-        page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
+    if (!signed_in_user(p, req, &u))
         goto done;
-    }
+    int64_t uid = u.id;
     int snapshot = u.snapshot;
     int silent = a.scope == WX_SCOPE_BASE ? 1 : userinfo_silent(p, req, &q, &a, uid, &snapshot);
     if (silent < 0) {
@@ -531,11 +542,9 @@ void wx_route_qrconnect(struct wx_provider *p, struct wx_http_req *req)
     wx_buf_append(&scan, req->query.ptr, req->query.len);
     struct wx_buf *b = &req->out;
     wx_page_begin(req, 200, "微信登录");
-    wx_buf_puts(b, "<div class=\"card qr\"><div class=\"app\">");
-    wx_page_icon(b, a.app.name, 48, "icon");
-    wx_buf_puts(b, "<b>");
-    wx_html_escape(b, a.app.name);
-    wx_buf_puts(b, "</b></div><h1>微信登录</h1>");
+    wx_buf_puts(b, "<div class=\"card qr\">");
+    app_header(b, &a.app);
+    wx_buf_puts(b, "<h1>微信登录</h1>");
     if (scan.ptr && wx_qr_img(b, scan.ptr, 220) != WX_OK)
         wx_buf_puts(b, "<p>(二维码过长 · the QR code does not fit this URL)</p>");
     wx_buf_puts(b, "<p>请使用微信扫描二维码登录「");
@@ -558,15 +567,9 @@ void wx_route_qrconnect_scan(struct wx_provider *p, struct wx_http_req *req)
         return;
     if (authz_check(p, req, &q, &a, 1))
         goto done;
-    int64_t uid = user_or_sign_in(p, req);
-    if (!uid)
-        goto done;
     struct wx_user u;
-    if (p->rd->ops->user_get(p->rd, uid, &u)) {
-        page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
-        goto done;
-    }
-    consent_page(p, req, &a, &u, 1);
+    if (signed_in_user(p, req, &u))
+        consent_page(p, req, &a, &u, 1);
 done:
     wx_query_free(&q);
 }
