@@ -39,6 +39,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "qr.h"
 #include "seal.h"
 #include "store.h"
@@ -81,7 +82,9 @@ static const struct wx_cfg_directive directives[] = {
      "comma-separated IPv4 addresses whose X-Forwarded-Proto/Host are believed"},
     {"allowed-hosts", WX_CFG_STR, "", 0, 0,
      "extra host names (besides public-url's) that X-Forwarded-Host may name"},
-    {"threads", WX_CFG_INT, "8", 1, 64, "HTTP worker threads (token calls block one each)"},
+    {"threads", WX_CFG_INT, "8", 1, 64,
+     "worker threads for calls to WeChat (each login's token call holds one; the auth "
+     "subrequest never waits for them)"},
     {"web-appid", WX_CFG_STR, NULL, 0, 0,
      "a website app's AppID (open platform): desktop browsers then log in with WeChat's QR "
      "login (qrconnect, snsapi_login) instead of the desktop page"},
@@ -132,6 +135,7 @@ struct gate {
     /* The store (sign-outs, redeemed codes, the refresher claim): one connection, one lock. */
     pthread_mutex_t mu;
     struct wx_store *store;
+    struct wx_pool *pool; /* workers for calls to WeChat */
 };
 
 static int64_t now_s(void)
@@ -430,7 +434,52 @@ static int refresh_profile(struct gate *g, struct session *s)
     return 1;
 }
 
-static void route_auth(struct gate *g, struct wx_http_req *req)
+/* ---- work that may block (calls to WeChat) runs on the pool, never on the event loop ---- */
+
+struct offload {
+    struct gate *g;
+    struct wx_http_req *req;
+    void (*fn)(struct gate *g, struct wx_http_req *req);
+};
+
+static void offload_run(void *arg)
+{
+    struct offload *o = arg;
+    o->fn(o->g, o->req);
+    wx_http_resume(o->req);
+    free(o);
+}
+
+/* Suspends req and has a worker answer it with fn; 503 when every worker is taken. */
+static void offload(struct gate *g, struct wx_http_req *req,
+                    void (*fn)(struct gate *g, struct wx_http_req *req))
+{
+    struct offload *o = malloc(sizeof(*o));
+    if (o) {
+        *o = (struct offload){g, req, fn};
+        wx_http_suspend(req); /* before the worker can possibly resume it */
+        if (wx_pool_submit(g->pool, offload_run, o) == WX_OK)
+            return;
+        free(o);
+        wx_http_text(req, 503, "the gate is busy; retry\n");
+        wx_http_resume(req);
+        return;
+    }
+    wx_http_text(req, 503, "the gate is busy; retry\n");
+}
+
+/*
+ * The auth subrequest, on the event loop. A session whose profile is due to be re-read needs
+ * the network: that one request goes to a worker (may_block) and comes back here.
+ */
+static void auth_answer(struct gate *g, struct wx_http_req *req, int may_block);
+
+static void auth_blocking(struct gate *g, struct wx_http_req *req)
+{
+    auth_answer(g, req, 1);
+}
+
+static void auth_answer(struct gate *g, struct wx_http_req *req, int may_block)
 {
     struct session s;
     const char *need = wx_http_header(req, "X-WxAuth-Require-Scope");
@@ -457,8 +506,14 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
     int64_t now = now_s();
     int64_t touch = g->session_idle / 4 < GATE_TOUCH_MAX ? g->session_idle / 4 : GATE_TOUCH_MAX;
     int renew = s.key != 0 || (g->session_idle && now_ms() - s.seen_ms >= touch * 1000);
-    if (s.scope != SCOPE_BASE && g->profile_ttl && s.refresh[0] && s.profile_until <= now)
+    if (s.scope != SCOPE_BASE && g->profile_ttl && s.refresh[0] && s.profile_until <= now) {
+        if (!may_block) {
+            sodium_memzero(&s, sizeof s);
+            offload(g, req, auth_blocking);
+            return;
+        }
         renew |= refresh_profile(g, &s);
+    }
     struct wx_buf nick, cookie;
     wx_buf_init(&nick, WX_MAX_NICKNAME * 3 + 1);
     wx_buf_init(&cookie, GATE_COOKIE_MAX - 1);
@@ -481,6 +536,11 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
     wx_buf_free(&cookie);
     wx_buf_free(&nick);
     sodium_memzero(&s, sizeof s);
+}
+
+static void route_auth(struct gate *g, struct wx_http_req *req)
+{
+    auth_answer(g, req, 0);
 }
 
 /* host is public-url's host or one of allowed-hosts (exact, case-insensitive). */
@@ -681,7 +741,15 @@ static void login_remember(struct gate *g, const struct wx_state *st, const char
         wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot keep a login's outcome\"");
 }
 
+/* The callback: the code exchange and the wait for another request's exchange block. */
+static void callback_blocking(struct gate *g, struct wx_http_req *req);
+
 static void route_callback(struct gate *g, struct wx_http_req *req)
+{
+    offload(g, req, callback_blocking);
+}
+
+static void callback_blocking(struct gate *g, struct wx_http_req *req)
 {
     struct wx_callback cb;
     const char *bid = wx_http_cookie(req, "_wxauth_b");
@@ -1059,9 +1127,13 @@ int wx_gate_main(int argc, char **argv)
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
     pthread_mutex_init(&g->mu, NULL);
     wx_metrics_init(&g->metrics);
+    /* One event loop answers every request; logins' token calls go to the pool. */
     struct wx_http_config hc = {
-        host, (int)strtol(colon + 1, NULL, 10),        handle, on_done, g, &g->log, 0,
-        30,   (unsigned)wx_cfg_int(&g->cfg, "threads")};
+        host, (int)strtol(colon + 1, NULL, 10), handle, on_done, g, &g->log, 0, 30, 1};
+    if (wx_pool_start(&g->pool, (int)wx_cfg_int(&g->cfg, "threads"), "wx-gate-work")) {
+        fprintf(stderr, "wxauth gate: cannot start the worker threads\n");
+        goto done;
+    }
     if (wx_http_start(&http, &hc, err, sizeof err)) {
         fprintf(stderr, "wxauth gate: %s\n", err);
         goto done;
@@ -1083,6 +1155,7 @@ int wx_gate_main(int argc, char **argv)
     }
     rc = 0;
 done:
+    wx_pool_stop(g->pool); /* answers what the workers hold while the loop still runs */
     wx_http_stop(http);
     wx_client_free(g->oa.client);
     wx_client_free(g->web.client);
