@@ -18,7 +18,8 @@
  *
  * Sessions are sealed cookies (XChaCha20-Poly1305 via lib/seal) with idle and absolute
  * lifetimes and key rotation. Sign-outs, logins' outcomes and the profile refresher's claims
- * live in the store (SQLite, or Redis shared by several gates).
+ * live in the store (SQLite, or Redis shared by several gates): session.c. The pages, the
+ * return path check and the base URL: pages.c. This file: the directives, the routes, setup.
  */
 #include <arpa/inet.h>
 #include <signal.h>
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <wxauth/wxauth.h>
@@ -34,23 +34,15 @@
 #include "clock.h"
 #include "config.h"
 #include "gate.h"
-#include "html.h"
+#include "gate_internal.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
-#include "qr.h"
-#include "seal.h"
 #include "store.h"
 
-#define GATE_CODE_TTL      300  /* a redeemed code's session is handed out again for 5 minutes */
-#define GATE_CODE_WAIT     10   /* seconds a second callback waits for the first one's exchange */
-#define GATE_COOKIE_MAX    3072 /* a sealed session cookie stays far below 4 KiB: never chunked */
-#define GATE_KEYS          4    /* cookie-secret: the current key and up to 3 older ones */
-#define GATE_PROXIES       16   /* trusted-proxies entries */
-#define GATE_TOUCH_MAX     60   /* idle sessions: the cookie is renewed at most once a minute */
-#define GATE_PROFILE_RETRY 300  /* a failed profile re-read is tried again after 5 minutes */
+#define GATE_TOUCH_MAX 60 /* idle sessions: the cookie is renewed at most once a minute */
 
 static const struct wx_cfg_directive directives[] = {
     {"listen", WX_CFG_STR, "127.0.0.1:8710", 0, 0, "address:port to listen on (port 0: any free)"},
@@ -96,286 +88,6 @@ static const struct wx_cfg_directive directives[] = {
     {"help", WX_CFG_BOOL, "false", 0, 0, "show this help"},
 };
 
-/* The session, sealed into the cookie. */
-struct session {
-    unsigned char sid[16];
-    int64_t expires;       /* absolute end */
-    int64_t seen_ms;       /* last renewal (ms): the idle lifetime counts from here */
-    int64_t profile_until; /* nickname and avatar are re-read after this (userinfo scope) */
-    int scope;
-    char openid[WX_MAX_ID + 1];
-    char unionid[WX_MAX_ID + 1];
-    char nickname[WX_MAX_NICKNAME + 1];
-    char avatar[WX_MAX_URLTEXT + 1];
-    char refresh[WX_MAX_TOKEN + 1]; /* the web refresh token, for re-reading the profile */
-    int key;                        /* index of the key that opened it (0: current) */
-};
-
-/* An app the gate logs users in with: the Official Account, or the website app (qrconnect). */
-struct app_client {
-    const char *appid;
-    struct wx_client *client; /* NULL: not configured */
-};
-
-struct gate {
-    struct wx_cfg cfg;
-    struct app_client oa, web;
-    struct wx_state_key keys[GATE_KEYS];    /* states: keys[0] seals */
-    unsigned char seal_keys[GATE_KEYS][32]; /* sessions: [0] seals, all open */
-    int nkeys;
-    const char *prefix, *public_url, *cookie_name;
-    char public_host[256];
-    int secure, default_scope, desktop_qr;
-    int64_t session_ttl, session_idle, profile_ttl;
-    struct in_addr proxies[GATE_PROXIES];
-    int nproxies;
-    const char *allowed_hosts;
-    struct wx_log log;
-    struct wx_metrics metrics;
-    /* The store (sign-outs, redeemed codes, the refresher claim): one connection, one lock. */
-    pthread_mutex_t mu;
-    struct wx_store *store;
-    struct wx_pool *pool; /* workers for calls to WeChat */
-};
-
-static int64_t now_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Session scopes: 1 snsapi_base, 2 snsapi_userinfo, 3 snsapi_login (a website app's login). */
-enum { SCOPE_BASE = 1, SCOPE_USERINFO = 2, SCOPE_LOGIN = 3 };
-
-static int scope_of(const char *name)
-{
-    return !strcmp(name, "snsapi_userinfo") ? SCOPE_USERINFO
-           : !strcmp(name, "snsapi_login")  ? SCOPE_LOGIN
-                                            : SCOPE_BASE;
-}
-
-static const char *scope_str(int scope)
-{
-    return scope == SCOPE_USERINFO ? "snsapi_userinfo"
-           : scope == SCOPE_LOGIN  ? "snsapi_login"
-                                   : "snsapi_base";
-}
-
-/* The app whose openid the session holds. */
-static const struct app_client *session_client(const struct gate *g, const struct session *s)
-{
-    return s->scope == SCOPE_LOGIN ? &g->web : &g->oa;
-}
-
-/* ---- session cookie ---- */
-
-/*
- * 16-byte store key for (kind, id): a hash, so the store never holds a session id or a code.
- * Not keyed with cookie-secret on purpose: keys must stay the same across key rotation and on
- * every gate sharing a store; the ids hashed are random 128-bit values or single-use codes.
- */
-static void kv_key(const struct gate *g, char kind, const void *id, size_t len,
-                   unsigned char out[16])
-{
-    (void)g;
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, (const unsigned char *)"wxauth-gate-kv-1", 16, 16);
-    crypto_generichash_update(&st, (const unsigned char *)&kind, 1);
-    crypto_generichash_update(&st, id, len);
-    crypto_generichash_final(&st, out, 16);
-}
-
-static int store_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until)
-{
-    pthread_mutex_lock(&g->mu);
-    int rc = g->store->ops->kv_put(g->store, key, v, strlen(v), until);
-    pthread_mutex_unlock(&g->mu);
-    return rc;
-}
-
-/* WX_OK with the value in out (NUL-terminated), WX_ERR_NOTFOUND, or a store error. */
-static int store_get(struct gate *g, const unsigned char key[16], char *out, size_t outsz)
-{
-    size_t n = 0;
-    pthread_mutex_lock(&g->mu);
-    int rc = g->store->ops->kv_get(g->store, key, now_s(), out, outsz - 1, &n);
-    pthread_mutex_unlock(&g->mu);
-    out[rc == WX_OK ? n : 0] = '\0';
-    return rc;
-}
-
-/* WX_OK for the first claimant of key, WX_ERR_CONFLICT for everyone after. */
-static int store_claim(struct gate *g, const unsigned char key[16], int64_t until)
-{
-    pthread_mutex_lock(&g->mu);
-    int rc = g->store->ops->nonce_use(g->store, key, until);
-    pthread_mutex_unlock(&g->mu);
-    return rc;
-}
-
-static void put_str(struct wx_buf *b, const char *s)
-{
-    wx_buf_puts(b, s);
-    wx_buf_append(b, "\n", 1);
-}
-
-static void put_num(struct wx_buf *b, int64_t v)
-{
-    char num[24];
-    snprintf(num, sizeof num, "%lld", (long long)v);
-    put_str(b, num);
-}
-
-/* Seals s (with the current key) into "name=value; attributes". */
-static int session_cookie(struct gate *g, const struct session *s, struct wx_buf *out)
-{
-    struct wx_buf plain;
-    char sid[33];
-    wx_buf_init(&plain, WX_SEAL_MAX_PLAIN);
-    sodium_bin2hex(sid, sizeof sid, s->sid, sizeof s->sid);
-    put_str(&plain, sid);
-    put_num(&plain, s->expires);
-    put_num(&plain, s->seen_ms);
-    put_num(&plain, s->profile_until);
-    put_str(&plain, scope_str(s->scope));
-    put_str(&plain, s->openid);
-    put_str(&plain, s->unionid);
-    put_str(&plain, s->nickname);
-    put_str(&plain, s->avatar);
-    put_str(&plain, s->refresh);
-    int rc = plain.ptr ? wx_buf_printf(out, "%s=", g->cookie_name) : WX_ERR_LIMIT;
-    if (!rc)
-        rc = wx_seal(g->seal_keys[0], "gate-session", plain.ptr, plain.len, out);
-    /* The browser keeps the cookie for the absolute lifetime; the idle one is checked here. */
-    if (!rc)
-        rc = wx_buf_printf(out, "; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s",
-                           (long long)(s->expires - now_s()), g->secure ? "; Secure" : "");
-    if (plain.ptr)
-        sodium_memzero(plain.ptr, plain.len);
-    wx_buf_free(&plain);
-    return rc;
-}
-
-/* Splits the next '\n'-terminated field off *p into dst. */
-static int take(char **p, char *dst, size_t dstsz)
-{
-    char *nl = strchr(*p, '\n');
-    if (!nl || (size_t)(nl - *p) >= dstsz)
-        return -1;
-    memcpy(dst, *p, (size_t)(nl - *p));
-    dst[nl - *p] = '\0';
-    *p = nl + 1;
-    return 0;
-}
-
-static int take_num(char **p, int64_t *v)
-{
-    char num[24], *end;
-    if (take(p, num, sizeof num) || !num[0])
-        return -1;
-    *v = strtoll(num, &end, 10);
-    return *end ? -1 : 0;
-}
-
-enum { SESSION_NONE, SESSION_OK, SESSION_STORE_DOWN };
-
-/*
- * The current session: SESSION_OK, SESSION_NONE when the cookie is absent, forged, expired
- * (absolute or idle) or signed out, SESSION_STORE_DOWN when the sign-out list cannot be read.
- */
-static int session_get(struct gate *g, struct wx_http_req *req, struct session *s)
-{
-    const char *c = wx_http_cookie(req, g->cookie_name);
-    char plain[WX_SEAL_MAX_PLAIN + 1], sid[33], scope[32], mark[8];
-    size_t n = 0, bl = 0;
-    memset(s, 0, sizeof *s);
-    if (!c)
-        return SESSION_NONE;
-    s->key = -1;
-    for (int k = 0; k < g->nkeys && s->key < 0; k++)
-        if (!wx_unseal(g->seal_keys[k], "gate-session", wx_slice_cstr(c), plain, WX_SEAL_MAX_PLAIN,
-                       &n))
-            s->key = k;
-    if (s->key < 0)
-        return SESSION_NONE;
-    plain[n] = '\0';
-    char *p = plain;
-    int bad = take(&p, sid, sizeof sid) || take_num(&p, &s->expires) || take_num(&p, &s->seen_ms) ||
-              take_num(&p, &s->profile_until) || take(&p, scope, sizeof scope) ||
-              take(&p, s->openid, sizeof s->openid) || take(&p, s->unionid, sizeof s->unionid) ||
-              take(&p, s->nickname, sizeof s->nickname) || take(&p, s->avatar, sizeof s->avatar) ||
-              take(&p, s->refresh, sizeof s->refresh) ||
-              sodium_hex2bin(s->sid, sizeof s->sid, sid, strlen(sid), NULL, &bl, NULL) || bl != 16;
-    sodium_memzero(plain, sizeof plain);
-    if (bad)
-        return SESSION_NONE;
-    s->scope = scope_of(scope);
-    int64_t now = now_s();
-    if (s->expires <= now || !s->openid[0] ||
-        (g->session_idle && s->seen_ms + g->session_idle * 1000 <= now_ms()))
-        return SESSION_NONE;
-    unsigned char key[16];
-    kv_key(g, 'r', s->sid, sizeof s->sid, key);
-    int rc = store_get(g, key, mark, sizeof mark);
-    if (rc == WX_ERR_NOTFOUND)
-        return SESSION_OK;
-    if (rc == WX_OK)
-        return SESSION_NONE; /* signed out */
-    wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot read the sign-out list\"");
-    return SESSION_STORE_DOWN;
-}
-
-/* ---- pages ---- */
-
-static void page(struct gate *g, struct wx_http_req *req, int status, const char *title,
-                 const char *text, const char *rd, int offer_base)
-{
-    struct wx_buf *b = &req->out;
-    wx_buf_reset(b);
-    wx_http_page(req, status);
-    wx_buf_puts(b, "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta "
-                   "name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>");
-    wx_html_escape(b, title);
-    wx_buf_puts(b, "</title></head><body><h1>");
-    wx_html_escape(b, title);
-    wx_buf_puts(b, "</h1><p>");
-    wx_html_escape(b, text);
-    wx_buf_puts(b, "</p>");
-    if (rd) {
-        struct wx_buf enc;
-        wx_buf_init(&enc, 1024);
-        wx_pct_encode(&enc, wx_slice_cstr(rd));
-        wx_buf_printf(b,
-                      "<p><a href=\"%s/start?scope=snsapi_userinfo&amp;rd=%s\">重新授权 · Try "
-                      "again</a></p>",
-                      g->prefix, enc.ptr ? enc.ptr : "%2F");
-        if (offer_base)
-            wx_buf_printf(b,
-                          "<p><a href=\"%s/start?scope=snsapi_base&amp;rd=%s\">不授权，继续"
-                          "使用基础功能 · Continue without your profile</a></p>",
-                          g->prefix, enc.ptr ? enc.ptr : "%2F");
-        wx_buf_free(&enc);
-    }
-    wx_buf_puts(b, "</body></html>");
-}
-
-/* rd only ever leads back to this site: a relative path, else "/". */
-static const char *safe_rd(const char *rd)
-{
-    if (!rd || rd[0] != '/' || rd[1] == '/' || rd[1] == '\\')
-        return "/";
-    for (const char *c = rd; *c; c++)
-        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '\\')
-            return "/";
-    return rd;
-}
-
 /* ---- routes ---- */
 
 static int header_list_has(const char *list, const char *item)
@@ -392,46 +104,6 @@ static int header_list_has(const char *list, const char *item)
         p = e;
     }
     return 0;
-}
-
-/*
- * Re-reads nickname and avatar with the session's refresh token. Only one request per session
- * and 30-second window does it (a claim in the store, so this holds across gates sharing one);
- * the others go on with the profile they have. Returns 1 when s changed.
- */
-static int refresh_profile(struct gate *g, struct session *s)
-{
-    int64_t now = now_s();
-    unsigned char claim[16], id[24];
-    int64_t window = now / 30;
-    memcpy(id, s->sid, 16);
-    memcpy(id + 16, &window, 8);
-    kv_key(g, 'p', id, sizeof id, claim);
-    if (store_claim(g, claim, now + 60) != WX_OK)
-        return 0;
-    struct wx_token tok;
-    struct wx_userinfo ui = {0};
-    struct wx_error err = {0};
-    struct wx_client *c = session_client(g, s)->client;
-    int rc = c ? wx_refresh_token(c, s->refresh, &tok, &err) : WX_ERR_INVALID;
-    if (rc == WX_OK)
-        rc = wx_get_userinfo(c, tok.access_token, s->openid, "zh_CN", &ui, &err);
-    if (rc != WX_OK) {
-        wx_logf(&g->log, WX_LOG_WARN,
-                "level=warn msg=\"profile re-read failed; keeping the old one\" errcode=%d",
-                err.errcode);
-        s->profile_until = now + GATE_PROFILE_RETRY;
-    } else {
-        snprintf(s->nickname, sizeof s->nickname, "%s", ui.nickname);
-        snprintf(s->avatar, sizeof s->avatar, "%s", ui.headimgurl);
-        if (ui.unionid[0])
-            snprintf(s->unionid, sizeof s->unionid, "%s", ui.unionid);
-        if (tok.refresh_token[0])
-            snprintf(s->refresh, sizeof s->refresh, "%s", tok.refresh_token);
-        s->profile_until = now + g->profile_ttl;
-    }
-    sodium_memzero(&tok, sizeof tok);
-    return 1;
 }
 
 /* ---- work that may block (calls to WeChat) runs on the pool, never on the event loop ---- */
@@ -484,7 +156,7 @@ static void auth_answer(struct gate *g, struct wx_http_req *req, int may_block)
     struct session s;
     const char *need = wx_http_header(req, "X-WxAuth-Require-Scope");
     const char *allow = wx_http_header(req, "X-WxAuth-Allow-OpenIDs");
-    int st = session_get(g, req, &s);
+    int st = wx_g_session_get(g, req, &s);
     if (st == SESSION_STORE_DOWN) {
         wx_http_text(req, 503, "session store unavailable\n");
         return;
@@ -503,16 +175,16 @@ static void auth_answer(struct gate *g, struct wx_http_req *req, int may_block)
      * Renewal: a new cookie rides on the 202 (nginx passes it on with auth_request_set) when the
      * idle clock should restart, when an older key sealed it, or when the profile was re-read.
      */
-    int64_t now = now_s();
+    int64_t now = wx_g_now_s();
     int64_t touch = g->session_idle / 4 < GATE_TOUCH_MAX ? g->session_idle / 4 : GATE_TOUCH_MAX;
-    int renew = s.key != 0 || (g->session_idle && now_ms() - s.seen_ms >= touch * 1000);
+    int renew = s.key != 0 || (g->session_idle && wx_g_now_ms() - s.seen_ms >= touch * 1000);
     if (s.scope != SCOPE_BASE && g->profile_ttl && s.refresh[0] && s.profile_until <= now) {
         if (!may_block) {
             sodium_memzero(&s, sizeof s);
             offload(g, req, auth_blocking);
             return;
         }
-        renew |= refresh_profile(g, &s);
+        renew |= wx_g_refresh_profile(g, &s);
     }
     struct wx_buf nick, cookie;
     wx_buf_init(&nick, WX_MAX_NICKNAME * 3 + 1);
@@ -522,15 +194,15 @@ static void auth_answer(struct gate *g, struct wx_http_req *req, int may_block)
     wx_http_set_header(req, "X-WeChat-OpenID", s.openid);
     if (s.unionid[0])
         wx_http_set_header(req, "X-WeChat-UnionID", s.unionid);
-    wx_http_set_header(req, "X-WeChat-Scope", scope_str(s.scope));
-    wx_http_set_header(req, "X-WeChat-AppID", session_client(g, &s)->appid);
+    wx_http_set_header(req, "X-WeChat-Scope", wx_g_scope_str(s.scope));
+    wx_http_set_header(req, "X-WeChat-AppID", wx_g_session_client(g, &s)->appid);
     if (s.scope != SCOPE_BASE) {
         wx_http_set_header(req, "X-WeChat-Nickname", nick.ptr ? nick.ptr : "");
         wx_http_set_header(req, "X-WeChat-Avatar", s.avatar);
     }
     if (renew) {
-        s.seen_ms = now_ms();
-        if (session_cookie(g, &s, &cookie) == WX_OK)
+        s.seen_ms = wx_g_now_ms();
+        if (wx_g_session_cookie(g, &s, &cookie) == WX_OK)
             wx_http_set_header(req, "Set-Cookie", cookie.ptr);
     }
     wx_buf_free(&cookie);
@@ -543,91 +215,30 @@ static void route_auth(struct gate *g, struct wx_http_req *req)
     auth_answer(g, req, 0);
 }
 
-/* host is public-url's host or one of allowed-hosts (exact, case-insensitive). */
-static int host_allowed(const struct gate *g, const char *host)
-{
-    if (!strcasecmp(host, g->public_host))
-        return 1;
-    size_t n = strlen(host);
-    for (const char *p = g->allowed_hosts; p && *p;) {
-        while (*p == ',' || *p == ' ')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ')
-            e++;
-        if ((size_t)(e - p) == n && n && !strncasecmp(p, host, n))
-            return 1;
-        p = e;
-    }
-    return 0;
-}
-
-/*
- * The site's base URL for this request: public-url, unless the request comes from a trusted
- * proxy that names an allowed host in X-Forwarded-Host (and http/https in X-Forwarded-Proto).
- * Everyone else's X-Forwarded-* is ignored: it would let a client choose the redirect_uri.
- */
-static const char *base_url(const struct gate *g, struct wx_http_req *req, char *out, size_t outsz)
-{
-    struct in_addr peer;
-    int trusted = 0;
-    if (g->nproxies && inet_pton(AF_INET, req->peer, &peer) == 1)
-        for (int i = 0; i < g->nproxies && !trusted; i++)
-            trusted = g->proxies[i].s_addr == peer.s_addr;
-    const char *host = trusted ? wx_http_header(req, "X-Forwarded-Host") : NULL;
-    if (!host || !*host || strlen(host) > 253 || !host_allowed(g, host))
-        return g->public_url;
-    const char *proto = wx_http_header(req, "X-Forwarded-Proto");
-    if (!proto || (strcmp(proto, "http") && strcmp(proto, "https")))
-        proto = g->secure ? "https" : "http";
-    snprintf(out, outsz, "%s://%s", proto, host);
-    return out;
-}
-
-/* Outside WeChat: a page with the QR code of the page the user wanted, to open in WeChat. */
-static void desktop_page(struct gate *g, struct wx_http_req *req, const char *base, const char *rd)
-{
-    char url[WX_MAX_URL + 320];
-    snprintf(url, sizeof url, "%.300s%s", base, rd);
-    struct wx_buf *b = &req->out;
-    wx_buf_reset(b);
-    wx_http_page(req, 200);
-    wx_buf_puts(b,
-                "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta "
-                "name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>请在"
-                "微信中打开</title></head><body><h1>请用微信扫码打开</h1><p>这个页面需要微信登录。"
-                "Scan with WeChat to open this page there.</p>");
-    if (wx_qr_img(b, url, 240) != WX_OK)
-        wx_buf_puts(b, "<p>(QR code unavailable: the URL is too long)</p>");
-    wx_buf_puts(b, "<p>");
-    wx_html_escape(b, url);
-    wx_buf_puts(b, "</p></body></html>");
-}
-
 static void route_start(struct gate *g, struct wx_http_req *req)
 {
     struct wx_query q;
     if (wx_query_parse(&q, req->query, WX_MAX_URL)) {
-        page(g, req, 400, "参数错误", "Malformed query string.", NULL, 0);
+        wx_g_page(g, req, 400, "参数错误", "Malformed query string.", NULL, 0);
         return;
     }
     /*
      * rd is the last parameter, taken raw when it starts with '/': nginx's
      * `return 302 PREFIX/start?rd=$request_uri` passes the original URI unencoded, query and all.
      */
-    const char *rd = safe_rd(wx_query_get(&q, "rd")), *scope = wx_query_get(&q, "scope");
+    const char *rd = wx_g_safe_rd(wx_query_get(&q, "rd")), *scope = wx_query_get(&q, "scope");
     char raw_rd[WX_MAX_URL];
     const char *at = strstr(req->target, "?rd=/");
     if (!at)
         at = strstr(req->target, "&rd=/");
     if (at) {
         snprintf(raw_rd, sizeof raw_rd, "%s", at + 4);
-        rd = safe_rd(raw_rd);
+        rd = wx_g_safe_rd(raw_rd);
     }
     if (!scope || (strcmp(scope, "snsapi_base") && strcmp(scope, "snsapi_userinfo")))
-        scope = scope_str(g->default_scope);
+        scope = wx_g_scope_str(g->default_scope);
     char base_buf[300];
-    const char *base = base_url(g, req, base_buf, sizeof base_buf);
+    const char *base = wx_g_base_url(g, req, base_buf, sizeof base_buf);
     const char *ua = wx_http_header(req, "User-Agent");
     int desktop = !ua || !strstr(ua, "MicroMessenger");
     const struct app_client *app = &g->oa;
@@ -635,7 +246,7 @@ static void route_start(struct gate *g, struct wx_http_req *req)
         app = &g->web; /* a website app is configured: WeChat's QR login (qrconnect) */
         scope = "snsapi_login";
     } else if (desktop && g->desktop_qr) {
-        desktop_page(g, req, base, rd);
+        wx_g_desktop_page(g, req, base, rd);
         wx_query_free(&q);
         return;
     }
@@ -660,9 +271,9 @@ static void route_start(struct gate *g, struct wx_http_req *req)
     struct wx_buf url;
     wx_buf_init(&url, 4096);
     if (wx_state_seal(&keys, rd, bid ? wx_slice_cstr(bid) : (struct wx_slice){NULL, 0}, 600,
-                      now_s(), state, NULL) ||
+                      wx_g_now_s(), state, NULL) ||
         wx_authorize_url(app->client, &p, &url)) {
-        page(g, req, 500, "出错了", "Could not build the authorize URL.", NULL, 0);
+        wx_g_page(g, req, 500, "出错了", "Could not build the authorize URL.", NULL, 0);
     } else {
         wx_http_redirect(req, 302, url.ptr);
         if (cookie[0])
@@ -670,75 +281,6 @@ static void route_start(struct gate *g, struct wx_http_req *req)
     }
     wx_buf_free(&url);
     wx_query_free(&q);
-}
-
-/*
- * A login's outcome, kept GATE_CODE_TTL seconds under its state's one-time nonce: "S" + return
- * path + "\n" + the Set-Cookie value, or "E" + errcode when the exchange failed. One state gives
- * one exchange and one session, whatever arrives with it: the same code again (a refresh, Back)
- * or another code (WeChat sometimes calls the callback twice, with two codes), at any gate
- * sharing the store. The state replay cache and the redeemed-code cache in one.
- */
-#define CODE_RESULT_MAX (GATE_COOKIE_MAX + WX_STATE_MAX_PATH + 8)
-
-static void login_key(struct gate *g, char kind, const struct wx_state *st, unsigned char out[16])
-{
-    kv_key(g, kind, st->nonce, sizeof st->nonce, out);
-}
-
-/*
- * A callback for a state seen before: waits while another request is still exchanging its
- * code, then answers with that outcome. 1 when answered; 0 when this request is the first and
- * exchanges the code itself.
- */
-static int login_replay(struct gate *g, struct wx_http_req *req, const struct wx_state *st,
-                        const char *back)
-{
-    unsigned char key[16];
-    char v[CODE_RESULT_MAX];
-    login_key(g, 's', st, key);
-    for (int i = 0; i <= GATE_CODE_WAIT * 20; i++) {
-        int rc = store_get(g, key, v, sizeof v);
-        if (rc == WX_OK && v[0] == 'S' && strchr(v, '\n')) {
-            char *nl = strchr(v, '\n');
-            *nl = '\0';
-            wx_http_redirect(req, 303, v + 1);
-            wx_http_set_header(req, "Set-Cookie", nl + 1);
-            sodium_memzero(v, sizeof v);
-            return 1;
-        }
-        if (rc == WX_OK) { /* "E<errcode>": the first request failed; so does this one */
-            int ec = (int)strtol(v + 1, NULL, 10);
-            const struct wx_errcode_info *e = wx_errcode_explain(ec);
-            req->errcode = ec;
-            page(g, req, 502, "登录没有成功", e ? e->hint_zh : "The login failed.", back, 0);
-            return 1;
-        }
-        if (rc != WX_ERR_NOTFOUND)
-            break;
-        if (i == 0) { /* not the first request for this state? then wait for the first one */
-            unsigned char claim[16];
-            login_key(g, 'x', st, claim);
-            rc = store_claim(g, claim, now_s() + GATE_CODE_TTL);
-            if (rc == WX_OK)
-                return 0;
-            if (rc != WX_ERR_CONFLICT)
-                break;
-        }
-        usleep(50000);
-    }
-    page(g, req, 503, "请稍候 · Please wait",
-         "这次登录还在处理中，请刷新页面。The login is still being processed; reload the page.",
-         back, 0);
-    return 1;
-}
-
-static void login_remember(struct gate *g, const struct wx_state *st, const char *value)
-{
-    unsigned char key[16];
-    login_key(g, 's', st, key);
-    if (store_put(g, key, value, now_s() + GATE_CODE_TTL) != WX_OK)
-        wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot keep a login's outcome\"");
 }
 
 /* The callback: the code exchange and the wait for another request's exchange block. */
@@ -762,25 +304,27 @@ static void callback_blocking(struct gate *g, struct wx_http_req *req)
     }
     const struct app_client *app = web ? &g->web : &g->oa;
     if (wx_callback_parse(app->client, req->query,
-                          bid ? wx_slice_cstr(bid) : (struct wx_slice){NULL, 0}, now_s(), &cb)) {
-        page(g, req, 500, "出错了", "Out of memory.", NULL, 0);
+                          bid ? wx_slice_cstr(bid) : (struct wx_slice){NULL, 0}, wx_g_now_s(),
+                          &cb)) {
+        wx_g_page(g, req, 500, "出错了", "Out of memory.", NULL, 0);
         return;
     }
     if (cb.kind == WX_CALLBACK_INVALID) {
         req->errcode = 0;
-        page(g, req, 403, "登录链接无效或已过期", cb.reason, "/", 0);
+        wx_g_page(g, req, 403, "登录链接无效或已过期", cb.reason, "/", 0);
         return;
     }
     const char *back = cb.state.return_path[0] ? cb.state.return_path : "/";
     if (cb.kind == WX_CALLBACK_DENIED) {
-        page(g, req, 200, "你拒绝了授权",
-             "没关系：你可以重新授权，或不提供昵称头像，继续使用基础功能。You declined; try again "
-             "or "
-             "continue without your profile.",
-             back, 1);
+        wx_g_page(
+            g, req, 200, "你拒绝了授权",
+            "没关系：你可以重新授权，或不提供昵称头像，继续使用基础功能。You declined; try again "
+            "or "
+            "continue without your profile.",
+            back, 1);
         return;
     }
-    if (login_replay(g, req, &cb.state, back))
+    if (wx_g_login_replay(g, req, &cb.state, back))
         return; /* refresh, Back, or WeChat's second callback: the same session */
     struct wx_token tok;
     struct wx_userinfo ui = {0};
@@ -793,16 +337,16 @@ static void callback_blocking(struct gate *g, struct wx_http_req *req)
         const struct wx_errcode_info *e = wx_errcode_explain(err.errcode);
         req->errcode = err.errcode;
         snprintf(result, sizeof result, "E%d", err.errcode);
-        login_remember(g, &cb.state, result);
-        page(g, req, 502, "登录没有成功", e ? e->hint_zh : err.errmsg, back, 0);
+        wx_g_login_remember(g, &cb.state, result);
+        wx_g_page(g, req, 502, "登录没有成功", e ? e->hint_zh : err.errmsg, back, 0);
         return;
     }
     struct session s = {0};
-    int64_t now = now_s();
+    int64_t now = wx_g_now_s();
     randombytes_buf(s.sid, sizeof s.sid);
     s.expires = now + g->session_ttl;
-    s.seen_ms = now_ms();
-    s.scope = scope_of(tok.scope);
+    s.seen_ms = wx_g_now_ms();
+    s.scope = wx_g_scope_of(tok.scope);
     s.profile_until = now + g->profile_ttl;
     snprintf(s.openid, sizeof s.openid, "%s", tok.openid);
     snprintf(s.unionid, sizeof s.unionid, "%s", ui.unionid[0] ? ui.unionid : tok.unionid);
@@ -813,13 +357,13 @@ static void callback_blocking(struct gate *g, struct wx_http_req *req)
     sodium_memzero(&tok, sizeof tok);
     struct wx_buf c;
     wx_buf_init(&c, GATE_COOKIE_MAX - 1);
-    if (session_cookie(g, &s, &c)) {
+    if (wx_g_session_cookie(g, &s, &c)) {
         snprintf(result, sizeof result, "E%d", WX_EC_SYSTEM);
-        login_remember(g, &cb.state, result);
-        page(g, req, 500, "出错了", "The session does not fit in a cookie.", back, 0);
+        wx_g_login_remember(g, &cb.state, result);
+        wx_g_page(g, req, 500, "出错了", "The session does not fit in a cookie.", back, 0);
     } else {
         snprintf(result, sizeof result, "S%s\n%s", back, c.ptr);
-        login_remember(g, &cb.state, result);
+        wx_g_login_remember(g, &cb.state, result);
         wx_http_redirect(req, 303, back);
         wx_http_set_header(req, "Set-Cookie", c.ptr);
     }
@@ -831,14 +375,14 @@ static void callback_blocking(struct gate *g, struct wx_http_req *req)
 static void route_sign_out(struct gate *g, struct wx_http_req *req)
 {
     struct session s;
-    if (session_get(g, req, &s) == SESSION_OK) {
+    if (wx_g_session_get(g, req, &s) == SESSION_OK) {
         unsigned char key[16];
-        kv_key(g, 'r', s.sid, sizeof s.sid, key);
+        wx_g_kv_key(g, 'r', s.sid, sizeof s.sid, key);
         /* Remembered until the cookie would have expired anyway. */
-        if (store_put(g, key, "1", s.expires) != WX_OK) {
-            page(g, req, 503, "退出没有成功 · Sign-out failed",
-                 "暂时无法退出，请稍后再试。The sign-out could not be recorded; try again.", NULL,
-                 0);
+        if (wx_g_store_put(g, key, "1", s.expires) != WX_OK) {
+            wx_g_page(g, req, 503, "退出没有成功 · Sign-out failed",
+                      "暂时无法退出，请稍后再试。The sign-out could not be recorded; try again.",
+                      NULL, 0);
             return;
         }
     }
@@ -847,8 +391,9 @@ static void route_sign_out(struct gate *g, struct wx_http_req *req)
              g->cookie_name, g->secure ? "; Secure" : "");
     /* A page of its own: redirecting to a protected page would log a snsapi_base user straight
      * back in, silently, as WeChat does. */
-    page(g, req, 200, "你已退出 · Signed out",
-         "下次访问受保护的页面时会重新登录。The next protected page logs you in again.", "/", 0);
+    wx_g_page(g, req, 200, "你已退出 · Signed out",
+              "下次访问受保护的页面时会重新登录。The next protected page logs you in again.", "/",
+              0);
     wx_http_set_header(req, "Set-Cookie", cookie);
 }
 
@@ -856,14 +401,14 @@ static void route_userinfo(struct gate *g, struct wx_http_req *req)
 {
     struct session s;
     wx_buf_reset(&req->out);
-    if (session_get(g, req, &s) != SESSION_OK) {
+    if (wx_g_session_get(g, req, &s) != SESSION_OK) {
         wx_buf_puts(&req->out, "{\"error\":\"no valid session\"}");
         wx_http_json(req, 401);
         return;
     }
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:I}", "openid", s.openid, "unionid", s.unionid, "scope",
-        scope_str(s.scope), "nickname", s.nickname, "headimgurl", s.avatar, "expires",
+        wx_g_scope_str(s.scope), "nickname", s.nickname, "headimgurl", s.avatar, "expires",
         (json_int_t)(g->session_idle && s.seen_ms / 1000 + g->session_idle < s.expires
                          ? s.seen_ms / 1000 + g->session_idle
                          : s.expires));
@@ -1035,7 +580,7 @@ static int setup(struct gate *g, char *err, size_t errsz)
     g->secure = !strncmp(public_url, "https://", 8);
     const char *h = public_url + (g->secure ? 8 : 7);
     snprintf(g->public_host, sizeof g->public_host, "%.*s", (int)strcspn(h, "/"), h);
-    g->default_scope = scope_of(scope);
+    g->default_scope = wx_g_scope_of(scope);
     const char *desktop = wx_cfg_str(&g->cfg, "desktop");
     if (strcmp(desktop, "qr") && strcmp(desktop, "pass")) {
         snprintf(err, errsz, "desktop: qr or pass");
@@ -1149,7 +694,7 @@ int wx_gate_main(int argc, char **argv)
         if (tick % 600 == 0) { /* once a minute: forget expired sign-outs and codes */
             int64_t deleted = 0;
             pthread_mutex_lock(&g->mu);
-            g->store->ops->purge(g->store, now_s(), 10000, &deleted);
+            g->store->ops->purge(g->store, wx_g_now_s(), 10000, &deleted);
             pthread_mutex_unlock(&g->mu);
         }
     }
