@@ -494,33 +494,13 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static int setup(struct gate *g, char *err, size_t errsz)
+/* cookie-secret "NEW,OLD,...": the first seals, every one opens (key rotation). */
+static int setup_keys(struct gate *g, char *err, size_t errsz)
 {
-    const char *pub = wx_cfg_str(&g->cfg, "public-url"), *appid = wx_cfg_str(&g->cfg, "appid");
-    const char *secret = wx_cfg_str(&g->cfg, "secret"), *scope = wx_cfg_str(&g->cfg, "scope");
     const char *hex = wx_cfg_str(&g->cfg, "cookie-secret");
-    g->prefix = wx_cfg_str(&g->cfg, "prefix");
-    g->cookie_name = wx_cfg_str(&g->cfg, "cookie-name");
-    if (!pub || (strncmp(pub, "https://", 8) && strncmp(pub, "http://", 7))) {
-        snprintf(err, errsz, "public-url: the site's base URL, e.g. https://www.example.com");
-        return WX_ERR_INVALID;
-    }
-    if (!appid || !secret) {
-        snprintf(err, errsz, "appid and secret are required (WXAUTH_APPID, WXAUTH_SECRET)");
-        return WX_ERR_INVALID;
-    }
-    if (g->prefix[0] != '/' || g->prefix[strlen(g->prefix) - 1] == '/') {
-        snprintf(err, errsz, "prefix: a path such as /wxauth (no trailing slash)");
-        return WX_ERR_INVALID;
-    }
-    if (strcmp(scope, "snsapi_base") && strcmp(scope, "snsapi_userinfo")) {
-        snprintf(err, errsz, "scope: snsapi_base or snsapi_userinfo");
-        return WX_ERR_INVALID;
-    }
     unsigned char master[GATE_KEYS][32];
     g->nkeys = 0;
     if (hex) {
-        /* "NEW,OLD,...": the first seals, every one opens (key rotation). */
         for (const char *p = hex; p && g->nkeys >= 0;) { /* every entry, empty ones too */
             const char *e = strchr(p, ',');
             size_t len = e ? (size_t)(e - p) : strlen(p), bl = 0;
@@ -553,6 +533,12 @@ static int setup(struct gate *g, char *err, size_t errsz)
         g->keys[k].id = id[0];
     }
     sodium_memzero(master, sizeof master);
+    return WX_OK;
+}
+
+/* public-url, trusted-proxies and allowed-hosts: where the site is, and who may say so. */
+static int setup_site(struct gate *g, const char *pub, char *err, size_t errsz)
+{
     const char *proxies = wx_cfg_str(&g->cfg, "trusted-proxies");
     for (const char *p = proxies; p && *p;) {
         while (*p == ',' || *p == ' ')
@@ -580,16 +566,13 @@ static int setup(struct gate *g, char *err, size_t errsz)
     g->secure = !strncmp(public_url, "https://", 8);
     const char *h = public_url + (g->secure ? 8 : 7);
     snprintf(g->public_host, sizeof g->public_host, "%.*s", (int)strcspn(h, "/"), h);
-    g->default_scope = wx_g_scope_of(scope);
-    const char *desktop = wx_cfg_str(&g->cfg, "desktop");
-    if (strcmp(desktop, "qr") && strcmp(desktop, "pass")) {
-        snprintf(err, errsz, "desktop: qr or pass");
-        return WX_ERR_INVALID;
-    }
-    g->desktop_qr = !strcmp(desktop, "qr");
-    g->session_ttl = wx_cfg_int(&g->cfg, "session-ttl");
-    g->session_idle = wx_cfg_int(&g->cfg, "session-idle");
-    g->profile_ttl = wx_cfg_int(&g->cfg, "profile-ttl");
+    return WX_OK;
+}
+
+/* The store (store URL, or db file, or memory) and the WeChat clients (OA, website app). */
+static int setup_backends(struct gate *g, const char *appid, const char *secret, char *err,
+                          size_t errsz)
+{
     const char *db = wx_cfg_str(&g->cfg, "store");
     if (!db || !*db)
         db = wx_cfg_str(&g->cfg, "db");
@@ -617,20 +600,60 @@ static int setup(struct gate *g, char *err, size_t errsz)
     }
     const char *web_appid = wx_cfg_str(&g->cfg, "web-appid");
     const char *web_secret = wx_cfg_str(&g->cfg, "web-secret");
-    if (web_appid && *web_appid) {
-        if (!web_secret || !*web_secret) {
-            snprintf(err, errsz, "web-appid needs web-secret (WXAUTH_WEB_SECRET)");
-            return WX_ERR_INVALID;
-        }
-        cc.appid = web_appid;
-        cc.secret = web_secret;
-        g->web.appid = web_appid;
-        if (wx_client_new(&cc, &g->web.client, &e)) {
-            snprintf(err, errsz, "web-appid: %s", e.errmsg);
-            return WX_ERR_INVALID;
-        }
+    if (!web_appid || !*web_appid)
+        return WX_OK;
+    if (!web_secret || !*web_secret) {
+        snprintf(err, errsz, "web-appid needs web-secret (WXAUTH_WEB_SECRET)");
+        return WX_ERR_INVALID;
+    }
+    cc.appid = web_appid;
+    cc.secret = web_secret;
+    g->web.appid = web_appid;
+    if (wx_client_new(&cc, &g->web.client, &e)) {
+        snprintf(err, errsz, "web-appid: %s", e.errmsg);
+        return WX_ERR_INVALID;
     }
     return WX_OK;
+}
+
+static int setup(struct gate *g, char *err, size_t errsz)
+{
+    const char *pub = wx_cfg_str(&g->cfg, "public-url"), *appid = wx_cfg_str(&g->cfg, "appid");
+    const char *secret = wx_cfg_str(&g->cfg, "secret"), *scope = wx_cfg_str(&g->cfg, "scope");
+    const char *desktop = wx_cfg_str(&g->cfg, "desktop");
+    g->prefix = wx_cfg_str(&g->cfg, "prefix");
+    g->cookie_name = wx_cfg_str(&g->cfg, "cookie-name");
+    if (!pub || (strncmp(pub, "https://", 8) && strncmp(pub, "http://", 7))) {
+        snprintf(err, errsz, "public-url: the site's base URL, e.g. https://www.example.com");
+        return WX_ERR_INVALID;
+    }
+    if (!appid || !secret) {
+        snprintf(err, errsz, "appid and secret are required (WXAUTH_APPID, WXAUTH_SECRET)");
+        return WX_ERR_INVALID;
+    }
+    if (g->prefix[0] != '/' || g->prefix[strlen(g->prefix) - 1] == '/') {
+        snprintf(err, errsz, "prefix: a path such as /wxauth (no trailing slash)");
+        return WX_ERR_INVALID;
+    }
+    if (strcmp(scope, "snsapi_base") && strcmp(scope, "snsapi_userinfo")) {
+        snprintf(err, errsz, "scope: snsapi_base or snsapi_userinfo");
+        return WX_ERR_INVALID;
+    }
+    if (strcmp(desktop, "qr") && strcmp(desktop, "pass")) {
+        snprintf(err, errsz, "desktop: qr or pass");
+        return WX_ERR_INVALID;
+    }
+    g->default_scope = wx_g_scope_of(scope);
+    g->desktop_qr = !strcmp(desktop, "qr");
+    g->session_ttl = wx_cfg_int(&g->cfg, "session-ttl");
+    g->session_idle = wx_cfg_int(&g->cfg, "session-idle");
+    g->profile_ttl = wx_cfg_int(&g->cfg, "profile-ttl");
+    int rc = setup_keys(g, err, errsz);
+    if (rc == WX_OK)
+        rc = setup_site(g, pub, err, errsz);
+    if (rc == WX_OK)
+        rc = setup_backends(g, appid, secret, err, errsz);
+    return rc;
 }
 
 int wx_gate_main(int argc, char **argv)
