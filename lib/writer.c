@@ -9,10 +9,17 @@
 
 #include "writer.h"
 
-struct wx_writer {
+struct lane {
+    struct wx_writer *w;
     struct wx_store *store;
-    int max_batch;
     pthread_t thread;
+    int started;
+};
+
+struct wx_writer {
+    struct lane lanes[WX_WRITER_MAX_LANES];
+    int nlanes;
+    int max_batch; /* per transaction; 1 per lane when there are several */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct wx_job *head, *tail;
@@ -109,9 +116,8 @@ static int run_txn(struct wx_store *s, struct wx_job *first, struct wx_job *stop
  * A store without atomic batches (Redis): each job runs once; one that fails is answered as
  * failed and the others stand. (Running them again, as for SQLite, would redo their writes.)
  */
-static void run_standalone(struct wx_writer *w, struct wx_job *batch)
+static void run_standalone(struct wx_writer *w, struct wx_store *s, struct wx_job *batch)
 {
-    struct wx_store *s = w->store;
     int began = s->ops->batch_begin(s) == WX_OK;
     for (struct wx_job *j = batch; j; j = j->next)
         j->ran_ok = began && j->run(j, s) == 0;
@@ -133,15 +139,14 @@ static void run_standalone(struct wx_writer *w, struct wx_job *batch)
  * One transaction and one fsync for the whole batch. When a job fails, the batch is rolled back
  * and each job is run again alone, so one bad job costs the others only time.
  */
-static void run_batch(struct wx_writer *w, struct wx_job *batch)
+static void run_batch(struct wx_writer *w, struct wx_store *s, struct wx_job *batch)
 {
-    struct wx_store *s = w->store;
     int failed = 0;
     uint64_t n = 0;
     for (struct wx_job *j = batch; j; j = j->next)
         n++;
     if (!s->ops->atomic_batches) {
-        run_standalone(w, batch);
+        run_standalone(w, s, batch);
         return;
     }
     if (run_txn(s, batch, NULL, &failed)) {
@@ -180,10 +185,11 @@ static int64_t mono_ms(void)
  * checkpoint; at most every WX_CHECKPOINT_MS). Otherwise the last writes before a quiet spell
  * stay in the log, and every read has to look there first.
  */
-static void maybe_checkpoint(struct wx_writer *w, uint64_t *seen, int64_t *last)
+static void maybe_checkpoint(struct wx_writer *w, struct wx_store *s, uint64_t *seen,
+                             int64_t *last)
 {
     uint64_t commits = atomic_load(&w->batches);
-    if (commits == *seen || !w->store->ops->checkpoint)
+    if (commits == *seen || !s->ops->checkpoint)
         return;
     pthread_mutex_lock(&w->mu);
     int idle = w->head == NULL;
@@ -191,14 +197,15 @@ static void maybe_checkpoint(struct wx_writer *w, uint64_t *seen, int64_t *last)
     int64_t now = mono_ms();
     if (!idle || now - *last < WX_CHECKPOINT_MS)
         return;
-    if (w->store->ops->checkpoint(w->store) == WX_OK)
+    if (s->ops->checkpoint(s) == WX_OK)
         *seen = commits;
     *last = now;
 }
 
 static void *writer_main(void *arg)
 {
-    struct wx_writer *w = arg;
+    struct lane *l = arg;
+    struct wx_writer *w = l->w;
     pthread_setname_np(pthread_self(), "wx-writer");
     uint64_t checkpointed = 0;
     int64_t last_checkpoint = 0;
@@ -206,29 +213,48 @@ static void *writer_main(void *arg)
         int stop = 0;
         struct wx_job *batch = take_batch(w, &stop);
         if (batch)
-            run_batch(w, batch);
+            run_batch(w, l->store, batch);
         if (stop)
             break;
-        maybe_checkpoint(w, &checkpointed, &last_checkpoint);
+        maybe_checkpoint(w, l->store, &checkpointed, &last_checkpoint);
     }
     return NULL;
 }
 
-int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batch)
+int wx_writer_start_lanes(struct wx_writer **out, struct wx_store **stores, int n, int max_batch)
 {
+    if (n < 1 || n > WX_WRITER_MAX_LANES)
+        return WX_ERR_INVALID;
     struct wx_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return WX_ERR_NOMEM;
-    w->store = store;
-    w->max_batch = max_batch > 0 ? max_batch : 64;
+    /* Several lanes exist for stores without atomic batches: each takes one job at a time. */
+    w->max_batch = n > 1 ? 1 : max_batch > 0 ? max_batch : 64;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
-        free(w);
-        return WX_ERR_NOMEM;
+    for (int i = 0; i < n; i++)
+        w->lanes[i] = (struct lane){w, stores[i], 0, 0};
+    w->nlanes = n;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&w->lanes[i].thread, NULL, writer_main, &w->lanes[i]) != 0) {
+            pthread_mutex_lock(&w->mu); /* undo: the stores stay the caller's */
+            w->stopping = 1;
+            pthread_cond_broadcast(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+            for (int j = 0; j < i; j++)
+                pthread_join(w->lanes[j].thread, NULL);
+            wx_writer_free(w);
+            return WX_ERR_NOMEM;
+        }
+        w->lanes[i].started = 1;
     }
     *out = w;
     return WX_OK;
+}
+
+int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batch)
+{
+    return wx_writer_start_lanes(out, &store, 1, max_batch);
 }
 
 void wx_writer_submit(struct wx_writer *w, struct wx_job *job)
@@ -252,15 +278,18 @@ void wx_writer_submit(struct wx_writer *w, struct wx_job *job)
 
 void wx_writer_stop(struct wx_writer *w)
 {
-    if (!w || !w->store)
+    if (!w || !w->nlanes)
         return;
     pthread_mutex_lock(&w->mu);
     w->stopping = 1;
-    pthread_cond_signal(&w->cv);
+    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
-    w->store->ops->close(w->store);
-    w->store = NULL;
+    for (int i = 0; i < w->nlanes; i++) {
+        if (w->lanes[i].started)
+            pthread_join(w->lanes[i].thread, NULL);
+        w->lanes[i].store->ops->close(w->lanes[i].store);
+    }
+    w->nlanes = 0;
 }
 
 void wx_writer_free(struct wx_writer *w)

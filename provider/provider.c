@@ -437,6 +437,33 @@ static int setup(struct wx_provider *p, char *err, size_t errsz)
     return WX_OK;
 }
 
+/*
+ * The writer: one thread and group commit on SQLite; on a store without atomic batches (Redis)
+ * WX_REDIS_LANES threads with a connection each, so that that many writes are in flight and
+ * Redis persists them together (one fsync for all, with appendfsync always).
+ */
+#define WX_REDIS_LANES 16
+
+static int start_writer(struct wx_provider *p, const char *db, struct wx_store *wr, char *err,
+                        size_t errsz)
+{
+    int batch = (int)wx_cfg_int(&p->cfg, "batch");
+    err[0] = '\0';
+    if (wr->ops->atomic_batches)
+        return wx_writer_start(&p->writer, wr, batch);
+    struct wx_store *lanes[WX_REDIS_LANES] = {wr};
+    int n = 1, rc = WX_OK;
+    while (n < WX_REDIS_LANES && (rc = wx_store_open(&lanes[n], db, err, errsz)) == WX_OK)
+        n++;
+    if (rc == WX_OK)
+        rc = wx_writer_start_lanes(&p->writer, lanes, n, batch);
+    for (int i = 1; rc != WX_OK && i < n; i++)
+        lanes[i]->ops->close(lanes[i]); /* lanes[0] is wr: the caller closes it */
+    if (rc != WX_OK && !err[0])
+        snprintf(err, errsz, "cannot start the writer");
+    return rc;
+}
+
 int wx_provider_main(int argc, char **argv)
 {
     static struct wx_provider prov;
@@ -483,8 +510,10 @@ int wx_provider_main(int argc, char **argv)
     }
     pthread_mutex_init(&p->mu, NULL);
     wx_metrics_init(&p->metrics);
-    if (wx_writer_start(&p->writer, wr, (int)wx_cfg_int(&p->cfg, "batch")))
+    if (start_writer(p, db, wr, err, sizeof err)) {
+        fprintf(stderr, "wxauth provider: %s\n", err);
         goto done;
+    }
     wr = NULL;
     struct wx_http_config hc = {host, port, handle, on_done, p, &p->log, 0, 30, 0};
     if (wx_http_start(&p->http, &hc, err, sizeof err)) {
