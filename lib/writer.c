@@ -185,8 +185,7 @@ static int64_t mono_ms(void)
  * checkpoint; at most every WX_CHECKPOINT_MS). Otherwise the last writes before a quiet spell
  * stay in the log, and every read has to look there first.
  */
-static void maybe_checkpoint(struct wx_writer *w, struct wx_store *s, uint64_t *seen,
-                             int64_t *last)
+static void maybe_checkpoint(struct wx_writer *w, struct wx_store *s, uint64_t *seen, int64_t *last)
 {
     uint64_t commits = atomic_load(&w->batches);
     if (commits == *seen || !s->ops->checkpoint)

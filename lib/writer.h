@@ -34,8 +34,9 @@ struct wx_writer;
 int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batch);
 /*
  * For a store without atomic batches (Redis), whose writes wait on the network: n threads
- * ("lanes"), each with its own connection stores[i] (owned by the writer on success), each running one job at a
- * time from the shared queue, so that n writes are in flight and Redis persists them together.
+ * ("lanes"), each with its own connection stores[i] (owned by the writer on success), each running
+ * one job at a time from the shared queue, so that n writes are in flight and Redis persists them
+ * together.
  */
 int wx_writer_start_lanes(struct wx_writer **out, struct wx_store **stores, int n, int max_batch);
 void wx_writer_submit(struct wx_writer *w, struct wx_job *job);
