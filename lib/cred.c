@@ -206,13 +206,45 @@ static void ident_hash(const unsigned char key[WX_KEY_LEN], char label, const ch
     crypto_generichash_final(&st, out, outlen);
 }
 
+/*
+ * The 4-byte prefix depends only on the key and the namespace (the app): remembered per thread
+ * for the last few, which saves one keyed hash per openid (a server serves few apps).
+ */
+#define PREFIX_MEMO 4
+
+static void ident_prefix(const unsigned char key[WX_KEY_LEN], const char *ns, unsigned char out[4])
+{
+    static _Thread_local struct {
+        unsigned char key[WX_KEY_LEN];
+        char ns[64];
+        unsigned char prefix[4];
+    } memo[PREFIX_MEMO];
+    static _Thread_local int used, next;
+    size_t n = strlen(ns);
+    for (int i = 0; i < used && n < sizeof memo[0].ns; i++) {
+        if (!strcmp(memo[i].ns, ns) && !sodium_memcmp(memo[i].key, key, WX_KEY_LEN)) {
+            memcpy(out, memo[i].prefix, 4);
+            return;
+        }
+    }
+    ident_hash(key, 'p', ns, NULL, 0, out, 4);
+    if (n >= sizeof memo[0].ns)
+        return;
+    memcpy(memo[next].key, key, WX_KEY_LEN);
+    memcpy(memo[next].ns, ns, n + 1);
+    memcpy(memo[next].prefix, out, 4);
+    next = (next + 1) % PREFIX_MEMO;
+    if (used < PREFIX_MEMO)
+        used++;
+}
+
 /* Layout of the 20 decoded bytes: namespace prefix (4) | masked user id (8) | tag (8). */
 void wx_ident_make(const unsigned char key[WX_KEY_LEN], const char *ns, int64_t user_id,
                    char out[WX_OPENID_LEN + 1])
 {
     unsigned char raw[20], mask[8];
     uint64_t uid = (uint64_t)user_id;
-    ident_hash(key, 'p', ns, NULL, 0, raw, 4);
+    ident_prefix(key, ns, raw);
     ident_hash(key, 't', ns, &uid, 8, raw + 12, 8);
     ident_hash(key, 'm', ns, raw + 12, 8, mask, 8);
     for (int i = 0; i < 8; i++)

@@ -214,7 +214,9 @@ test('AppSecret reset while running: old secret 40125 at once, earlier tokens re
     const fresh = await jget(q(reset.secret));
     assert.strictEqual(typeof fresh.access_token, 'string', JSON.stringify(fresh));
     assert.deepStrictEqual(await auth(p.base, { access_token: fresh.access_token, openid: fresh.openid }), { errcode: 0, errmsg: 'ok' });
-    // The admin API's reset does the same.
+    // The admin API's reset does the same — also for a secret just verified (and remembered).
+    const basic = url(p.base, '/cgi-bin/token', { grant_type: 'client_credential', appid: d.appid, secret: reset.secret });
+    assert.strictEqual(typeof (await jget(basic)).access_token, 'string');
     const r2 = await h.admin(p.base, 'POST', `/admin/apps/${d.appid}/reset-secret`);
     assert.strictEqual(r2.status, 200);
     assertErr(await auth(p.base, { access_token: fresh.access_token, openid: fresh.openid }), 40001);
