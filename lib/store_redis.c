@@ -11,7 +11,9 @@
  * request making several calls waits once). A connection Redis closed (a restart) is noticed
  * before a command is sent on it. Every value is sent as its own argument (redisCommandArgv:
  * binary-safe, never formatted into a command). The connection, the commands and the URL parser
- * are redis_conn.c; this file is the key layout, the scripts and the operations.
+ * are redis_conn.c; this file is the key layout, the scripts and the operations, except the
+ * registry's (apps, users, follows, consents, basic tokens: store_redis_registry.c; what the two
+ * files share is in store_redis.h).
  *
  * Key layout (P = the prefix; {..} is the Redis Cluster hash tag, so each atomic step, one Lua
  * script, touches a single slot and declares every key it touches):
@@ -64,18 +66,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "redis_conn.h"
-#include "store.h"
+#include "store_redis.h"
 
-#define RD_GRACE       86400       /* seconds a credential or nonce outlives its expiry */
-#define RD_KV_MARGIN   60          /* seconds a kv value outlives it (clock differences) */
-#define RD_MAX_TIME    (1LL << 40) /* expiry times are clamped here (year 36812) */
-#define RD_TRIES       8           /* fresh random ids tried before giving up */
-#define RD_CHUNK       64          /* records fetched per pipeline in list calls */
-#define RD_FAMILY_MASK (~(uint64_t)0xffffffffu)
-#define RD_ID_MASK     ((1ULL << 62) - 1)
+#define RD_KV_MARGIN 60 /* seconds a kv value outlives it (clock differences) */
 
 /* Constant-time comparison of a stored MAC (SECURITY.md rule 4), inside scripts. */
 #define LUA_EQ                                                                                     \
@@ -85,8 +79,6 @@
     "  for i = 1, #b do d = bit.bor(d, bit.bxor(a:byte(i), b:byte(i))) end\n"                      \
     "  return d == 0\n"                                                                            \
     "end\n"
-
-enum { L_NEW, L_REDEEM, L_ACCESS_GET, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };
 
 static const char *const lua[L_COUNT] = {
     /* KEYS: record to create, its twin (code <-> grant of that id) or its grant (access).
@@ -165,40 +157,12 @@ static const char *const lua[L_COUNT] = {
 
 _Static_assert(L_COUNT <= WX_RC_MAX_SCRIPTS, "more scripts than struct wx_rc holds");
 
-struct rd {
-    struct wx_store base;
-    struct wx_rc conn; /* the connection, its URL settings and the scripts' SHAs */
-};
-
-static struct rd *RD(struct wx_store *s)
-{
-    return (struct rd *)s;
-}
-
 /* ---- times and ids ---- */
 
 /* A credential id's family F = id >> 32: its keys' hash tag (see the top). */
 static unsigned long long fam(int64_t id)
 {
     return (unsigned long long)((uint64_t)id >> 32);
-}
-
-/* When Redis may forget a record: margin seconds past both its expiry and now. */
-static int64_t expire_at(int64_t expires, int64_t margin)
-{
-    int64_t now = (int64_t)time(NULL), t = expires > now ? expires : now;
-    return (t < RD_MAX_TIME ? t : RD_MAX_TIME) + margin;
-}
-
-/* A random id in 1 .. 2^62-1: in the family (high 30 bits) of kin when kin > 0. */
-static int64_t fresh_id(int64_t kin)
-{
-    uint64_t v;
-    do {
-        randombytes_buf(&v, sizeof v);
-        v = kin > 0 ? ((uint64_t)kin & RD_FAMILY_MASK) | (v & 0xffffffffu) : v & RD_ID_MASK;
-    } while (!v);
-    return (int64_t)v;
 }
 
 /* ---- connection-level ops ---- */
@@ -269,435 +233,6 @@ static int rd_master_key(struct wx_store *s, unsigned char key[WX_KEY_LEN])
     return WX_ERR_STORE;
 }
 
-/* ---- apps ---- */
-
-#define APP_FIELDS 9
-static const char *const app_fields[APP_FIELDS] = {"appid", "name",  "dom",     "oa", "menu",
-                                                   "kind",  "https", "created", "mac"};
-
-static void hmget_app(struct rd *d, struct wx_rc_args *a, int64_t id)
-{
-    wx_rc_arg_cmd(a, "HMGET");
-    wx_rc_arg_key(&d->conn, a, "{r}:app:%lld", (long long)id);
-    for (int i = 0; i < APP_FIELDS; i++)
-        wx_rc_arg_str(a, app_fields[i]);
-}
-
-/* Fills out from an HMGET of app_fields; 0 when the app does not exist. */
-static int read_app(const redisReply *r, int64_t id, struct wx_app *out)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != APP_FIELDS ||
-        r->element[0]->type != REDIS_REPLY_STRING)
-        return 0;
-    redisReply **e = r->element;
-    memset(out, 0, sizeof(*out));
-    out->id = id;
-    wx_rc_reply_text(e[0], out->appid, sizeof out->appid);
-    wx_rc_reply_text(e[1], out->name, sizeof out->name);
-    wx_rc_reply_text(e[2], out->domains, sizeof out->domains);
-    wx_rc_reply_text(e[3], out->open_account, sizeof out->open_account);
-    wx_rc_reply_text(e[4], out->menu, sizeof out->menu);
-    out->kind = (int)wx_rc_reply_num(e[5]);
-    out->https_only = (int)wx_rc_reply_num(e[6]);
-    out->created = wx_rc_reply_num(e[7]);
-    wx_rc_reply_mac(e[8], out->secret_mac);
-    return 1;
-}
-
-/* The fields app_update may change. */
-static void a_app_settings(struct wx_rc_args *a, const struct wx_app *app)
-{
-    wx_rc_arg_strs(a, "name", app->name, "dom", app->domains, "oa", app->open_account, "menu",
-                   app->menu, NULL);
-    wx_rc_arg_field(a, "kind", app->kind);
-    wx_rc_arg_field(a, "https", app->https_only);
-}
-
-static int rd_app_insert(struct wx_store *s, struct wx_app *app)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    int64_t id, ok;
-    wx_rc_arg_cmd(&a, "INCR");
-    wx_rc_arg_key(&d->conn, &a, "{r}:seq:app");
-    int rc = wx_rc_call_int(&d->conn, &a, &id);
-    if (rc)
-        return rc;
-    wx_rc_arg_script(&a, 3);
-    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
-    wx_rc_arg_key(&d->conn, &a, "{r}:apps");
-    wx_rc_arg_key(&d->conn, &a, "{r}:appid:%s", app->appid);
-    wx_rc_arg_i64(&a, id);
-    wx_rc_arg_str(&a, "appid");
-    wx_rc_arg_str(&a, app->appid);
-    a_app_settings(&a, app);
-    wx_rc_arg_field(&a, "created", app->created);
-    wx_rc_arg_str(&a, "mac");
-    wx_rc_arg_bin(&a, app->secret_mac, WX_CRED_MAC);
-    wx_rc_arg_field(&a, "gen", 0);
-    if ((rc = wx_rc_eval_int(&d->conn, L_REG_NEW, &a, &ok)))
-        return rc;
-    if (!ok)
-        return WX_ERR_CONFLICT;
-    app->id = id;
-    return WX_OK;
-}
-
-static int rd_app_by_id(struct wx_store *s, int64_t id, struct wx_app *out)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    redisReply *r;
-    hmget_app(d, &a, id);
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    rc = read_app(r, id, out) ? WX_OK : WX_ERR_NOTFOUND;
-    freeReplyObject(r);
-    return rc;
-}
-
-static int rd_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    redisReply *r;
-    int64_t id = 0;
-    if (strlen(appid) > WX_APPID_LEN)
-        return WX_ERR_NOTFOUND; /* no app has it (a request's parameter may be 4 KiB) */
-    wx_rc_arg_cmd(&a, "GET");
-    wx_rc_arg_key(&d->conn, &a, "{r}:appid:%s", appid);
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    int found = r->type == REDIS_REPLY_STRING && wx_rc_reply_i64(r, &id);
-    freeReplyObject(r);
-    return found ? rd_app_by_id(s, id, out) : WX_ERR_NOTFOUND;
-}
-
-/* The ids in a registry list (ZSET), in id order; free *ids. */
-static int list_ids(struct rd *d, const char *list, int64_t **ids, size_t *n)
-{
-    struct wx_rc_args a;
-    redisReply *r;
-    wx_rc_arg_cmd(&a, "ZRANGE");
-    wx_rc_arg_key(&d->conn, &a, "{r}:%s", list);
-    wx_rc_arg_strs(&a, "0", "-1", NULL);
-    *ids = NULL;
-    *n = 0;
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY || !(*ids = calloc(r->elements + 1, sizeof **ids)))
-        rc = r->type == REDIS_REPLY_ARRAY ? WX_ERR_NOMEM : WX_ERR_STORE;
-    for (size_t i = 0; rc == WX_OK && i < r->elements; i++)
-        if (wx_rc_reply_i64(r->element[i], &(*ids)[*n]))
-            (*n)++;
-    freeReplyObject(r);
-    return rc;
-}
-
-/*
- * Calls cb for the apps among ids (user_id > 0: only those the user follows), RD_CHUNK per
- * round trip. Callbacks run with no reply pending, so they may use the store.
- */
-static int each_app(struct rd *d, const int64_t *ids, size_t n, int64_t user_id, wx_app_cb cb,
-                    void *ud)
-{
-    struct wx_rc_args *cmd = calloc(2 * RD_CHUNK, sizeof *cmd);
-    redisReply **r = calloc(2 * RD_CHUNK, sizeof *r);
-    struct wx_app *apps = calloc(RD_CHUNK, sizeof *apps);
-    int rc = cmd && r && apps ? WX_OK : WX_ERR_NOMEM;
-    for (size_t at = 0; rc == WX_OK && at < n; at += RD_CHUNK) {
-        size_t m = n - at < RD_CHUNK ? n - at : RD_CHUNK, k = 0, found = 0;
-        for (size_t i = 0; i < m; i++) {
-            hmget_app(d, &cmd[k++], ids[at + i]);
-            if (user_id > 0) {
-                wx_rc_arg_cmd(&cmd[k], "HEXISTS");
-                wx_rc_arg_key(&d->conn, &cmd[k], "{r}:fol:%lld", (long long)ids[at + i]);
-                wx_rc_arg_i64(&cmd[k++], user_id);
-            }
-        }
-        if ((rc = wx_rc_pipeline(&d->conn, cmd, (int)k, r)))
-            break;
-        size_t per = user_id > 0 ? 2 : 1; /* replies per app */
-        for (size_t i = 0; i < m; i++) {
-            const redisReply *app = r[per * i], *fol = per == 2 ? r[per * i + 1] : NULL;
-            int want = !fol || (fol->type == REDIS_REPLY_INTEGER && fol->integer);
-            if (want && read_app(app, ids[at + i], &apps[found]))
-                found++;
-        }
-        for (size_t i = 0; i < k; i++)
-            freeReplyObject(r[i]);
-        for (size_t i = 0; i < found; i++)
-            cb(ud, &apps[i]);
-    }
-    free(cmd);
-    free(r);
-    free(apps);
-    return rc;
-}
-
-static int list_apps(struct rd *d, int64_t user_id, wx_app_cb cb, void *ud)
-{
-    int64_t *ids;
-    size_t n;
-    int rc = list_ids(d, "apps", &ids, &n);
-    if (rc == WX_OK)
-        rc = each_app(d, ids, n, user_id, cb, ud);
-    free(ids);
-    return rc;
-}
-
-static int rd_app_list(struct wx_store *s, wx_app_cb cb, void *ud)
-{
-    return list_apps(RD(s), 0, cb, ud);
-}
-
-/* Registry records and indexes go at once; credentials become unreadable (no app gen). */
-static int rd_app_delete(struct wx_store *s, int64_t id)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    redisReply *r;
-    char appid[WX_APPID_LEN + 1] = "";
-    int64_t done;
-    wx_rc_arg_cmd(&a, "HGET");
-    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
-    wx_rc_arg_str(&a, "appid");
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    wx_rc_reply_text(r, appid, sizeof appid);
-    freeReplyObject(r);
-    wx_rc_arg_script(&a, 6);
-    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
-    wx_rc_arg_key(&d->conn, &a, "{r}:appid:%s", appid);
-    wx_rc_arg_key(&d->conn, &a, "{r}:apps");
-    wx_rc_arg_key(&d->conn, &a, "{r}:fol:%lld", (long long)id);
-    wx_rc_arg_key(&d->conn, &a, "{r}:consent:%lld", (long long)id);
-    wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)id);
-    wx_rc_arg_i64(&a, id);
-    return wx_rc_eval_int(&d->conn, L_APP_DEL, &a, &done);
-}
-
-/* Sets fields of an existing registry record (bump: a new generation); NOTFOUND if none. */
-static int reg_set(struct rd *d, struct wx_rc_args *a, int64_t *ok)
-{
-    int rc = wx_rc_eval_int(&d->conn, L_REG_SET, a, ok);
-    return rc ? rc : *ok ? WX_OK : WX_ERR_NOTFOUND;
-}
-
-static int rd_app_update(struct wx_store *s, const struct wx_app *app)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    int64_t ok;
-    wx_rc_arg_script(&a, 1);
-    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)app->id);
-    wx_rc_arg_str(&a, "0");
-    a_app_settings(&a, app);
-    return reg_set(d, &a, &ok);
-}
-
-static int rd_app_set_secret(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC])
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    int64_t ok;
-    wx_rc_arg_script(&a, 1);
-    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
-    wx_rc_arg_str(&a, "1");
-    wx_rc_arg_str(&a, "mac");
-    wx_rc_arg_bin(&a, mac, WX_CRED_MAC);
-    return reg_set(d, &a, &ok);
-}
-
-/* The app's generation (bumped by each secret reset); WX_ERR_NOTFOUND once it is deleted. */
-static int app_gen(struct rd *d, int64_t app_id, int64_t *gen)
-{
-    struct wx_rc_args a;
-    redisReply *r;
-    wx_rc_arg_cmd(&a, "HGET");
-    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)app_id);
-    wx_rc_arg_str(&a, "gen");
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    rc = r->type == REDIS_REPLY_NIL ? WX_ERR_NOTFOUND
-         : wx_rc_reply_i64(r, gen)  ? WX_OK
-                                    : WX_ERR_STORE;
-    freeReplyObject(r);
-    return rc;
-}
-
-/* ---- users, follows, consents ---- */
-
-static void hmget_user(struct rd *d, struct wx_rc_args *a, int64_t id)
-{
-    wx_rc_arg_cmd(a, "HMGET");
-    wx_rc_arg_key(&d->conn, a, "{r}:user:%lld", (long long)id);
-    wx_rc_arg_strs(a, "nick", "avatar", "sex", "snap", "created", NULL);
-}
-
-static int read_user(const redisReply *r, int64_t id, struct wx_user *u)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
-        r->element[0]->type != REDIS_REPLY_STRING)
-        return 0;
-    memset(u, 0, sizeof(*u));
-    u->id = id;
-    wx_rc_reply_text(r->element[0], u->nickname, sizeof u->nickname);
-    wx_rc_reply_text(r->element[1], u->avatar, sizeof u->avatar);
-    u->sex = (int)wx_rc_reply_num(r->element[2]);
-    u->snapshot = (int)wx_rc_reply_num(r->element[3]);
-    u->created = wx_rc_reply_num(r->element[4]);
-    return 1;
-}
-
-static int rd_user_insert(struct wx_store *s, struct wx_user *u)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    int64_t id, ok;
-    wx_rc_arg_cmd(&a, "INCR");
-    wx_rc_arg_key(&d->conn, &a, "{r}:seq:user");
-    int rc = wx_rc_call_int(&d->conn, &a, &id);
-    if (rc)
-        return rc;
-    wx_rc_arg_script(&a, 2);
-    wx_rc_arg_key(&d->conn, &a, "{r}:user:%lld", (long long)id);
-    wx_rc_arg_key(&d->conn, &a, "{r}:users");
-    wx_rc_arg_i64(&a, id);
-    wx_rc_arg_strs(&a, "nick", u->nickname, "avatar", u->avatar, NULL);
-    wx_rc_arg_field(&a, "sex", u->sex);
-    wx_rc_arg_field(&a, "snap", u->snapshot);
-    wx_rc_arg_field(&a, "created", u->created);
-    if ((rc = wx_rc_eval_int(&d->conn, L_REG_NEW, &a, &ok)))
-        return rc;
-    u->id = id;
-    return ok ? WX_OK : WX_ERR_STORE;
-}
-
-static int rd_user_get(struct wx_store *s, int64_t id, struct wx_user *out)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    redisReply *r;
-    hmget_user(d, &a, id);
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    rc = read_user(r, id, out) ? WX_OK : WX_ERR_NOTFOUND;
-    freeReplyObject(r);
-    return rc;
-}
-
-static int rd_user_list(struct wx_store *s, wx_user_cb cb, void *ud)
-{
-    struct rd *d = RD(s);
-    int64_t *ids;
-    size_t n;
-    int rc = list_ids(d, "users", &ids, &n);
-    struct wx_rc_args *cmd = calloc(RD_CHUNK, sizeof *cmd);
-    redisReply **r = calloc(RD_CHUNK, sizeof *r);
-    struct wx_user *users = calloc(RD_CHUNK, sizeof *users);
-    if (rc == WX_OK && !(cmd && r && users))
-        rc = WX_ERR_NOMEM;
-    for (size_t at = 0; rc == WX_OK && at < n; at += RD_CHUNK) {
-        size_t m = n - at < RD_CHUNK ? n - at : RD_CHUNK, found = 0;
-        for (size_t i = 0; i < m; i++)
-            hmget_user(d, &cmd[i], ids[at + i]);
-        if ((rc = wx_rc_pipeline(&d->conn, cmd, (int)m, r)))
-            break;
-        for (size_t i = 0; i < m; i++) {
-            found += read_user(r[i], ids[at + i], &users[found]);
-            freeReplyObject(r[i]);
-        }
-        for (size_t i = 0; i < found; i++)
-            cb(ud, &users[i]);
-    }
-    free(ids);
-    free(cmd);
-    free(r);
-    free(users);
-    return rc;
-}
-
-static int rd_user_set_snapshot(struct wx_store *s, int64_t id, int snapshot)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    int64_t ok;
-    wx_rc_arg_script(&a, 1);
-    wx_rc_arg_key(&d->conn, &a, "{r}:user:%lld", (long long)id);
-    wx_rc_arg_str(&a, "0");
-    wx_rc_arg_field(&a, "snap", snapshot);
-    return reg_set(d, &a, &ok);
-}
-
-/* cmd on the (app-keyed) hash name:<app>, field user id, optional value. */
-static int pair_cmd(struct rd *d, const char *cmd, const char *name, int64_t user_id,
-                    int64_t app_id, const int64_t *value, redisReply **r)
-{
-    struct wx_rc_args a;
-    wx_rc_arg_cmd(&a, cmd);
-    wx_rc_arg_key(&d->conn, &a, "{r}:%s:%lld", name, (long long)app_id);
-    wx_rc_arg_i64(&a, user_id);
-    if (value)
-        wx_rc_arg_i64(&a, *value);
-    return wx_rc_call(&d->conn, &a, r);
-}
-
-static int pair_set(struct rd *d, const char *cmd, const char *name, int64_t user_id,
-                    int64_t app_id, const int64_t *value)
-{
-    redisReply *r;
-    int rc = pair_cmd(d, cmd, name, user_id, app_id, value, &r);
-    if (rc == WX_OK)
-        freeReplyObject(r);
-    return rc;
-}
-
-static int pair_get(struct rd *d, const char *name, int64_t user_id, int64_t app_id, int64_t *out)
-{
-    redisReply *r;
-    int rc = pair_cmd(d, "HGET", name, user_id, app_id, NULL, &r);
-    if (rc)
-        return rc;
-    rc = r->type == REDIS_REPLY_NIL ? WX_ERR_NOTFOUND
-         : wx_rc_reply_i64(r, out)  ? WX_OK
-                                    : WX_ERR_STORE;
-    freeReplyObject(r);
-    return rc;
-}
-
-/* Following again keeps the first "since" (SQLite: INSERT OR IGNORE). */
-static int rd_follow_set(struct wx_store *s, int64_t user_id, int64_t app_id, int on, int64_t now)
-{
-    return pair_set(RD(s), on ? "HSETNX" : "HDEL", "fol", user_id, app_id, on ? &now : NULL);
-}
-
-static int rd_follow_get(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *since)
-{
-    return pair_get(RD(s), "fol", user_id, app_id, since);
-}
-
-static int rd_follow_list(struct wx_store *s, int64_t user_id, wx_app_cb cb, void *ud)
-{
-    return user_id > 0 ? list_apps(RD(s), user_id, cb, ud) : WX_OK;
-}
-
-static int rd_consent_set(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t now)
-{
-    return pair_set(RD(s), "HSET", "consent", user_id, app_id, &now);
-}
-
-static int rd_consent_get(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *at)
-{
-    return pair_get(RD(s), "consent", user_id, app_id, at);
-}
-
 /* ---- codes, grants, access tokens ---- */
 
 /*
@@ -766,7 +301,7 @@ static int rd_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
     struct wx_rc_args a;
     redisReply *r;
     int64_t gen, status = -1;
-    int rc = app_gen(d, app_id, &gen);
+    int rc = wx_rd_app_gen(d, app_id, &gen);
     if (rc)
         return rc; /* no such app: nobody may redeem it */
     wx_rc_arg_script(&a, 3);
@@ -807,7 +342,7 @@ static int rd_grant_insert(struct wx_store *s, struct wx_grant *g)
     struct rd *d = RD(s);
     struct wx_rc_args f;
     int64_t gen = 0;
-    int rc = app_gen(d, g->app_id, &gen);
+    int rc = wx_rd_app_gen(d, g->app_id, &gen);
     if (rc && rc != WX_ERR_NOTFOUND)
         return rc;
     wx_rc_arg_clear(&f);
@@ -821,16 +356,6 @@ static int rd_grant_insert(struct wx_store *s, struct wx_grant *g)
     wx_rc_arg_field(&f, "created", g->created);
     wx_rc_arg_field(&f, "exp", g->expires);
     return create(d, "grant", "code", 0, "twin", gen, g->expires, &f, &g->id);
-}
-
-/* Revoked when issued under an older generation of its app; gone with the app. */
-static int check_gen(struct rd *d, int64_t app_id, int64_t gen, int *revoked)
-{
-    int64_t now_gen;
-    int rc = app_gen(d, app_id, &now_gen);
-    if (rc == WX_OK && gen < now_gen)
-        *revoked = 1;
-    return rc;
 }
 
 static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
@@ -869,7 +394,7 @@ static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
     }
     freeReplyObject(r[0]);
     freeReplyObject(r[1]);
-    return rc ? rc : check_gen(d, g->app_id, gen, &g->revoked);
+    return rc ? rc : wx_rd_check_gen(d, g->app_id, gen, &g->revoked);
 }
 
 static int rd_access_insert(struct wx_store *s, struct wx_access *ac)
@@ -919,79 +444,7 @@ static int rd_access_get(struct wx_store *s, int64_t id, struct wx_access *ac)
         ac->revoked = wx_rc_reply_num(e[8]) != 0;
     }
     freeReplyObject(r);
-    return rc ? rc : check_gen(d, ac->app_id, gen, &ac->revoked);
-}
-
-/* ---- basic tokens (in the registry slot: few, and checked against their app in one go) ---- */
-
-static int rd_basic_insert(struct wx_store *s, struct wx_basic *b, int64_t now, int64_t grace)
-{
-    struct rd *d = RD(s);
-    for (int i = 0; i < RD_TRIES; i++) {
-        struct wx_rc_args a;
-        redisReply *r;
-        char prev[24] = "";
-        int64_t id = fresh_id(0), st;
-        wx_rc_arg_cmd(&a, "GET");
-        wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)b->app_id);
-        int rc = wx_rc_call(&d->conn, &a, &r);
-        if (rc)
-            return rc;
-        wx_rc_reply_text(r, prev, sizeof prev);
-        freeReplyObject(r);
-        wx_rc_arg_script(&a, 4);
-        wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)b->app_id);
-        wx_rc_arg_key(&d->conn, &a, "{r}:basic:%lld", (long long)id);
-        if (prev[0])
-            wx_rc_arg_key(&d->conn, &a, "{r}:basic:%s", prev);
-        else
-            wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)b->app_id);
-        wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)b->app_id);
-        wx_rc_arg_str(&a, prev);
-        wx_rc_arg_i64(&a, id);
-        wx_rc_arg_i64(&a, now + grace);
-        wx_rc_arg_i64(&a, expire_at(b->expires, RD_GRACE));
-        wx_rc_arg_bin(&a, b->mac, WX_CRED_MAC);
-        wx_rc_arg_i64(&a, b->app_id);
-        wx_rc_arg_i64(&a, b->expires);
-        if ((rc = wx_rc_eval_int(&d->conn, L_BASIC_NEW, &a, &st)))
-            return rc;
-        if (st == 1) {
-            b->id = id;
-            return WX_OK;
-        }
-    }
-    return WX_ERR_STORE;
-}
-
-static int rd_basic_get(struct wx_store *s, int64_t id, struct wx_basic *b)
-{
-    struct rd *d = RD(s);
-    struct wx_rc_args a;
-    redisReply *r;
-    wx_rc_arg_cmd(&a, "HMGET");
-    wx_rc_arg_key(&d->conn, &a, "{r}:basic:%lld", (long long)id);
-    wx_rc_arg_strs(&a, "mac", "app", "exp", "gen", NULL);
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    int64_t gen = 0;
-    int revoked = 0;
-    rc = r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
-                 r->element[0]->type == REDIS_REPLY_STRING
-             ? WX_OK
-             : WX_ERR_NOTFOUND;
-    if (rc == WX_OK) {
-        b->id = id;
-        wx_rc_reply_mac(r->element[0], b->mac);
-        b->app_id = wx_rc_reply_num(r->element[1]);
-        b->expires = wx_rc_reply_num(r->element[2]);
-        gen = wx_rc_reply_num(r->element[3]);
-    }
-    freeReplyObject(r);
-    if (rc == WX_OK)
-        rc = check_gen(d, b->app_id, gen, &revoked);
-    return rc == WX_OK && revoked ? WX_ERR_NOTFOUND : rc; /* SQLite deletes them */
+    return rc ? rc : wx_rd_check_gen(d, ac->app_id, gen, &ac->revoked);
 }
 
 /* ---- nonces, kv, purge ---- */
@@ -1119,30 +572,30 @@ static const struct wx_store_ops redis_ops = {
     .read_begin = rd_begin,
     .read_end = rd_end,
     .master_key = rd_master_key,
-    .app_insert = rd_app_insert,
-    .app_by_appid = rd_app_by_appid,
-    .app_by_id = rd_app_by_id,
-    .app_list = rd_app_list,
-    .app_delete = rd_app_delete,
-    .app_update = rd_app_update,
-    .app_set_secret = rd_app_set_secret,
-    .user_insert = rd_user_insert,
-    .user_get = rd_user_get,
-    .user_list = rd_user_list,
-    .user_set_snapshot = rd_user_set_snapshot,
-    .follow_set = rd_follow_set,
-    .follow_get = rd_follow_get,
-    .follow_list = rd_follow_list,
+    .app_insert = wx_rd_app_insert,
+    .app_by_appid = wx_rd_app_by_appid,
+    .app_by_id = wx_rd_app_by_id,
+    .app_list = wx_rd_app_list,
+    .app_delete = wx_rd_app_delete,
+    .app_update = wx_rd_app_update,
+    .app_set_secret = wx_rd_app_set_secret,
+    .user_insert = wx_rd_user_insert,
+    .user_get = wx_rd_user_get,
+    .user_list = wx_rd_user_list,
+    .user_set_snapshot = wx_rd_user_set_snapshot,
+    .follow_set = wx_rd_follow_set,
+    .follow_get = wx_rd_follow_get,
+    .follow_list = wx_rd_follow_list,
     .code_insert = rd_code_insert,
     .code_redeem = rd_code_redeem,
     .grant_insert = rd_grant_insert,
     .grant_get = rd_grant_get,
     .access_insert = rd_access_insert,
     .access_get = rd_access_get,
-    .basic_insert = rd_basic_insert,
-    .basic_get = rd_basic_get,
-    .consent_set = rd_consent_set,
-    .consent_get = rd_consent_get,
+    .basic_insert = wx_rd_basic_insert,
+    .basic_get = wx_rd_basic_get,
+    .consent_set = wx_rd_consent_set,
+    .consent_get = wx_rd_consent_get,
     .nonce_use = rd_nonce_use,
     .kv_put = rd_kv_put,
     .kv_get = rd_kv_get,

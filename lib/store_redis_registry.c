@@ -1,0 +1,524 @@
+/*
+ * store_redis_registry.c — the registry operations of the Redis store (store_redis.c): apps,
+ * users, follows, consents and basic tokens, all in the registry slot {r} (the key layout and
+ * the scripts are described at the top of store_redis.c). Also the app generation that grants,
+ * access tokens and basic tokens are checked against. The SQLite backend (store_sqlite.c) is
+ * the reference for every operation's meaning.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_redis.h"
+
+#define RD_CHUNK 64 /* records fetched per pipeline in list calls */
+
+/* ---- apps ---- */
+
+#define APP_FIELDS 9
+static const char *const app_fields[APP_FIELDS] = {"appid", "name",  "dom",     "oa", "menu",
+                                                   "kind",  "https", "created", "mac"};
+
+static void hmget_app(struct rd *d, struct wx_rc_args *a, int64_t id)
+{
+    wx_rc_arg_cmd(a, "HMGET");
+    wx_rc_arg_key(&d->conn, a, "{r}:app:%lld", (long long)id);
+    for (int i = 0; i < APP_FIELDS; i++)
+        wx_rc_arg_str(a, app_fields[i]);
+}
+
+/* Fills out from an HMGET of app_fields; 0 when the app does not exist. */
+static int read_app(const redisReply *r, int64_t id, struct wx_app *out)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != APP_FIELDS ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    redisReply **e = r->element;
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    wx_rc_reply_text(e[0], out->appid, sizeof out->appid);
+    wx_rc_reply_text(e[1], out->name, sizeof out->name);
+    wx_rc_reply_text(e[2], out->domains, sizeof out->domains);
+    wx_rc_reply_text(e[3], out->open_account, sizeof out->open_account);
+    wx_rc_reply_text(e[4], out->menu, sizeof out->menu);
+    out->kind = (int)wx_rc_reply_num(e[5]);
+    out->https_only = (int)wx_rc_reply_num(e[6]);
+    out->created = wx_rc_reply_num(e[7]);
+    wx_rc_reply_mac(e[8], out->secret_mac);
+    return 1;
+}
+
+/* The fields app_update may change. */
+static void a_app_settings(struct wx_rc_args *a, const struct wx_app *app)
+{
+    wx_rc_arg_strs(a, "name", app->name, "dom", app->domains, "oa", app->open_account, "menu",
+                   app->menu, NULL);
+    wx_rc_arg_field(a, "kind", app->kind);
+    wx_rc_arg_field(a, "https", app->https_only);
+}
+
+int wx_rd_app_insert(struct wx_store *s, struct wx_app *app)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    int64_t id, ok;
+    wx_rc_arg_cmd(&a, "INCR");
+    wx_rc_arg_key(&d->conn, &a, "{r}:seq:app");
+    int rc = wx_rc_call_int(&d->conn, &a, &id);
+    if (rc)
+        return rc;
+    wx_rc_arg_script(&a, 3);
+    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
+    wx_rc_arg_key(&d->conn, &a, "{r}:apps");
+    wx_rc_arg_key(&d->conn, &a, "{r}:appid:%s", app->appid);
+    wx_rc_arg_i64(&a, id);
+    wx_rc_arg_str(&a, "appid");
+    wx_rc_arg_str(&a, app->appid);
+    a_app_settings(&a, app);
+    wx_rc_arg_field(&a, "created", app->created);
+    wx_rc_arg_str(&a, "mac");
+    wx_rc_arg_bin(&a, app->secret_mac, WX_CRED_MAC);
+    wx_rc_arg_field(&a, "gen", 0);
+    if ((rc = wx_rc_eval_int(&d->conn, L_REG_NEW, &a, &ok)))
+        return rc;
+    if (!ok)
+        return WX_ERR_CONFLICT;
+    app->id = id;
+    return WX_OK;
+}
+
+int wx_rd_app_by_id(struct wx_store *s, int64_t id, struct wx_app *out)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    redisReply *r;
+    hmget_app(d, &a, id);
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    rc = read_app(r, id, out) ? WX_OK : WX_ERR_NOTFOUND;
+    freeReplyObject(r);
+    return rc;
+}
+
+int wx_rd_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    redisReply *r;
+    int64_t id = 0;
+    if (strlen(appid) > WX_APPID_LEN)
+        return WX_ERR_NOTFOUND; /* no app has it (a request's parameter may be 4 KiB) */
+    wx_rc_arg_cmd(&a, "GET");
+    wx_rc_arg_key(&d->conn, &a, "{r}:appid:%s", appid);
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    int found = r->type == REDIS_REPLY_STRING && wx_rc_reply_i64(r, &id);
+    freeReplyObject(r);
+    return found ? wx_rd_app_by_id(s, id, out) : WX_ERR_NOTFOUND;
+}
+
+/* The ids in a registry list (ZSET), in id order; free *ids. */
+static int list_ids(struct rd *d, const char *list, int64_t **ids, size_t *n)
+{
+    struct wx_rc_args a;
+    redisReply *r;
+    wx_rc_arg_cmd(&a, "ZRANGE");
+    wx_rc_arg_key(&d->conn, &a, "{r}:%s", list);
+    wx_rc_arg_strs(&a, "0", "-1", NULL);
+    *ids = NULL;
+    *n = 0;
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || !(*ids = calloc(r->elements + 1, sizeof **ids)))
+        rc = r->type == REDIS_REPLY_ARRAY ? WX_ERR_NOMEM : WX_ERR_STORE;
+    for (size_t i = 0; rc == WX_OK && i < r->elements; i++)
+        if (wx_rc_reply_i64(r->element[i], &(*ids)[*n]))
+            (*n)++;
+    freeReplyObject(r);
+    return rc;
+}
+
+/*
+ * Calls cb for the apps among ids (user_id > 0: only those the user follows), RD_CHUNK per
+ * round trip. Callbacks run with no reply pending, so they may use the store.
+ */
+static int each_app(struct rd *d, const int64_t *ids, size_t n, int64_t user_id, wx_app_cb cb,
+                    void *ud)
+{
+    struct wx_rc_args *cmd = calloc(2 * RD_CHUNK, sizeof *cmd);
+    redisReply **r = calloc(2 * RD_CHUNK, sizeof *r);
+    struct wx_app *apps = calloc(RD_CHUNK, sizeof *apps);
+    int rc = cmd && r && apps ? WX_OK : WX_ERR_NOMEM;
+    for (size_t at = 0; rc == WX_OK && at < n; at += RD_CHUNK) {
+        size_t m = n - at < RD_CHUNK ? n - at : RD_CHUNK, k = 0, found = 0;
+        for (size_t i = 0; i < m; i++) {
+            hmget_app(d, &cmd[k++], ids[at + i]);
+            if (user_id > 0) {
+                wx_rc_arg_cmd(&cmd[k], "HEXISTS");
+                wx_rc_arg_key(&d->conn, &cmd[k], "{r}:fol:%lld", (long long)ids[at + i]);
+                wx_rc_arg_i64(&cmd[k++], user_id);
+            }
+        }
+        if ((rc = wx_rc_pipeline(&d->conn, cmd, (int)k, r)))
+            break;
+        size_t per = user_id > 0 ? 2 : 1; /* replies per app */
+        for (size_t i = 0; i < m; i++) {
+            const redisReply *app = r[per * i], *fol = per == 2 ? r[per * i + 1] : NULL;
+            int want = !fol || (fol->type == REDIS_REPLY_INTEGER && fol->integer);
+            if (want && read_app(app, ids[at + i], &apps[found]))
+                found++;
+        }
+        for (size_t i = 0; i < k; i++)
+            freeReplyObject(r[i]);
+        for (size_t i = 0; i < found; i++)
+            cb(ud, &apps[i]);
+    }
+    free(cmd);
+    free(r);
+    free(apps);
+    return rc;
+}
+
+static int list_apps(struct rd *d, int64_t user_id, wx_app_cb cb, void *ud)
+{
+    int64_t *ids;
+    size_t n;
+    int rc = list_ids(d, "apps", &ids, &n);
+    if (rc == WX_OK)
+        rc = each_app(d, ids, n, user_id, cb, ud);
+    free(ids);
+    return rc;
+}
+
+int wx_rd_app_list(struct wx_store *s, wx_app_cb cb, void *ud)
+{
+    return list_apps(RD(s), 0, cb, ud);
+}
+
+/* Registry records and indexes go at once; credentials become unreadable (no app gen). */
+int wx_rd_app_delete(struct wx_store *s, int64_t id)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    redisReply *r;
+    char appid[WX_APPID_LEN + 1] = "";
+    int64_t done;
+    wx_rc_arg_cmd(&a, "HGET");
+    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
+    wx_rc_arg_str(&a, "appid");
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    wx_rc_reply_text(r, appid, sizeof appid);
+    freeReplyObject(r);
+    wx_rc_arg_script(&a, 6);
+    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
+    wx_rc_arg_key(&d->conn, &a, "{r}:appid:%s", appid);
+    wx_rc_arg_key(&d->conn, &a, "{r}:apps");
+    wx_rc_arg_key(&d->conn, &a, "{r}:fol:%lld", (long long)id);
+    wx_rc_arg_key(&d->conn, &a, "{r}:consent:%lld", (long long)id);
+    wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)id);
+    wx_rc_arg_i64(&a, id);
+    return wx_rc_eval_int(&d->conn, L_APP_DEL, &a, &done);
+}
+
+/* Sets fields of an existing registry record (bump: a new generation); NOTFOUND if none. */
+static int reg_set(struct rd *d, struct wx_rc_args *a, int64_t *ok)
+{
+    int rc = wx_rc_eval_int(&d->conn, L_REG_SET, a, ok);
+    return rc ? rc : *ok ? WX_OK : WX_ERR_NOTFOUND;
+}
+
+int wx_rd_app_update(struct wx_store *s, const struct wx_app *app)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    int64_t ok;
+    wx_rc_arg_script(&a, 1);
+    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)app->id);
+    wx_rc_arg_str(&a, "0");
+    a_app_settings(&a, app);
+    return reg_set(d, &a, &ok);
+}
+
+int wx_rd_app_set_secret(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC])
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    int64_t ok;
+    wx_rc_arg_script(&a, 1);
+    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)id);
+    wx_rc_arg_str(&a, "1");
+    wx_rc_arg_str(&a, "mac");
+    wx_rc_arg_bin(&a, mac, WX_CRED_MAC);
+    return reg_set(d, &a, &ok);
+}
+
+/* The app's generation (bumped by each secret reset); WX_ERR_NOTFOUND once it is deleted. */
+int wx_rd_app_gen(struct rd *d, int64_t app_id, int64_t *gen)
+{
+    struct wx_rc_args a;
+    redisReply *r;
+    wx_rc_arg_cmd(&a, "HGET");
+    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)app_id);
+    wx_rc_arg_str(&a, "gen");
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    rc = r->type == REDIS_REPLY_NIL ? WX_ERR_NOTFOUND
+         : wx_rc_reply_i64(r, gen)  ? WX_OK
+                                    : WX_ERR_STORE;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Revoked when issued under an older generation of its app; gone with the app. */
+int wx_rd_check_gen(struct rd *d, int64_t app_id, int64_t gen, int *revoked)
+{
+    int64_t now_gen;
+    int rc = wx_rd_app_gen(d, app_id, &now_gen);
+    if (rc == WX_OK && gen < now_gen)
+        *revoked = 1;
+    return rc;
+}
+
+/* ---- users, follows, consents ---- */
+
+static void hmget_user(struct rd *d, struct wx_rc_args *a, int64_t id)
+{
+    wx_rc_arg_cmd(a, "HMGET");
+    wx_rc_arg_key(&d->conn, a, "{r}:user:%lld", (long long)id);
+    wx_rc_arg_strs(a, "nick", "avatar", "sex", "snap", "created", NULL);
+}
+
+static int read_user(const redisReply *r, int64_t id, struct wx_user *u)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    memset(u, 0, sizeof(*u));
+    u->id = id;
+    wx_rc_reply_text(r->element[0], u->nickname, sizeof u->nickname);
+    wx_rc_reply_text(r->element[1], u->avatar, sizeof u->avatar);
+    u->sex = (int)wx_rc_reply_num(r->element[2]);
+    u->snapshot = (int)wx_rc_reply_num(r->element[3]);
+    u->created = wx_rc_reply_num(r->element[4]);
+    return 1;
+}
+
+int wx_rd_user_insert(struct wx_store *s, struct wx_user *u)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    int64_t id, ok;
+    wx_rc_arg_cmd(&a, "INCR");
+    wx_rc_arg_key(&d->conn, &a, "{r}:seq:user");
+    int rc = wx_rc_call_int(&d->conn, &a, &id);
+    if (rc)
+        return rc;
+    wx_rc_arg_script(&a, 2);
+    wx_rc_arg_key(&d->conn, &a, "{r}:user:%lld", (long long)id);
+    wx_rc_arg_key(&d->conn, &a, "{r}:users");
+    wx_rc_arg_i64(&a, id);
+    wx_rc_arg_strs(&a, "nick", u->nickname, "avatar", u->avatar, NULL);
+    wx_rc_arg_field(&a, "sex", u->sex);
+    wx_rc_arg_field(&a, "snap", u->snapshot);
+    wx_rc_arg_field(&a, "created", u->created);
+    if ((rc = wx_rc_eval_int(&d->conn, L_REG_NEW, &a, &ok)))
+        return rc;
+    u->id = id;
+    return ok ? WX_OK : WX_ERR_STORE;
+}
+
+int wx_rd_user_get(struct wx_store *s, int64_t id, struct wx_user *out)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    redisReply *r;
+    hmget_user(d, &a, id);
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    rc = read_user(r, id, out) ? WX_OK : WX_ERR_NOTFOUND;
+    freeReplyObject(r);
+    return rc;
+}
+
+int wx_rd_user_list(struct wx_store *s, wx_user_cb cb, void *ud)
+{
+    struct rd *d = RD(s);
+    int64_t *ids;
+    size_t n;
+    int rc = list_ids(d, "users", &ids, &n);
+    struct wx_rc_args *cmd = calloc(RD_CHUNK, sizeof *cmd);
+    redisReply **r = calloc(RD_CHUNK, sizeof *r);
+    struct wx_user *users = calloc(RD_CHUNK, sizeof *users);
+    if (rc == WX_OK && !(cmd && r && users))
+        rc = WX_ERR_NOMEM;
+    for (size_t at = 0; rc == WX_OK && at < n; at += RD_CHUNK) {
+        size_t m = n - at < RD_CHUNK ? n - at : RD_CHUNK, found = 0;
+        for (size_t i = 0; i < m; i++)
+            hmget_user(d, &cmd[i], ids[at + i]);
+        if ((rc = wx_rc_pipeline(&d->conn, cmd, (int)m, r)))
+            break;
+        for (size_t i = 0; i < m; i++) {
+            found += read_user(r[i], ids[at + i], &users[found]);
+            freeReplyObject(r[i]);
+        }
+        for (size_t i = 0; i < found; i++)
+            cb(ud, &users[i]);
+    }
+    free(ids);
+    free(cmd);
+    free(r);
+    free(users);
+    return rc;
+}
+
+int wx_rd_user_set_snapshot(struct wx_store *s, int64_t id, int snapshot)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    int64_t ok;
+    wx_rc_arg_script(&a, 1);
+    wx_rc_arg_key(&d->conn, &a, "{r}:user:%lld", (long long)id);
+    wx_rc_arg_str(&a, "0");
+    wx_rc_arg_field(&a, "snap", snapshot);
+    return reg_set(d, &a, &ok);
+}
+
+/* cmd on the (app-keyed) hash name:<app>, field user id, optional value. */
+static int pair_cmd(struct rd *d, const char *cmd, const char *name, int64_t user_id,
+                    int64_t app_id, const int64_t *value, redisReply **r)
+{
+    struct wx_rc_args a;
+    wx_rc_arg_cmd(&a, cmd);
+    wx_rc_arg_key(&d->conn, &a, "{r}:%s:%lld", name, (long long)app_id);
+    wx_rc_arg_i64(&a, user_id);
+    if (value)
+        wx_rc_arg_i64(&a, *value);
+    return wx_rc_call(&d->conn, &a, r);
+}
+
+static int pair_set(struct rd *d, const char *cmd, const char *name, int64_t user_id,
+                    int64_t app_id, const int64_t *value)
+{
+    redisReply *r;
+    int rc = pair_cmd(d, cmd, name, user_id, app_id, value, &r);
+    if (rc == WX_OK)
+        freeReplyObject(r);
+    return rc;
+}
+
+static int pair_get(struct rd *d, const char *name, int64_t user_id, int64_t app_id, int64_t *out)
+{
+    redisReply *r;
+    int rc = pair_cmd(d, "HGET", name, user_id, app_id, NULL, &r);
+    if (rc)
+        return rc;
+    rc = r->type == REDIS_REPLY_NIL ? WX_ERR_NOTFOUND
+         : wx_rc_reply_i64(r, out)  ? WX_OK
+                                    : WX_ERR_STORE;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Following again keeps the first "since" (SQLite: INSERT OR IGNORE). */
+int wx_rd_follow_set(struct wx_store *s, int64_t user_id, int64_t app_id, int on, int64_t now)
+{
+    return pair_set(RD(s), on ? "HSETNX" : "HDEL", "fol", user_id, app_id, on ? &now : NULL);
+}
+
+int wx_rd_follow_get(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *since)
+{
+    return pair_get(RD(s), "fol", user_id, app_id, since);
+}
+
+int wx_rd_follow_list(struct wx_store *s, int64_t user_id, wx_app_cb cb, void *ud)
+{
+    return user_id > 0 ? list_apps(RD(s), user_id, cb, ud) : WX_OK;
+}
+
+int wx_rd_consent_set(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t now)
+{
+    return pair_set(RD(s), "HSET", "consent", user_id, app_id, &now);
+}
+
+int wx_rd_consent_get(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *at)
+{
+    return pair_get(RD(s), "consent", user_id, app_id, at);
+}
+
+/* ---- basic tokens (in the registry slot: few, and checked against their app in one go) ---- */
+
+int wx_rd_basic_insert(struct wx_store *s, struct wx_basic *b, int64_t now, int64_t grace)
+{
+    struct rd *d = RD(s);
+    for (int i = 0; i < RD_TRIES; i++) {
+        struct wx_rc_args a;
+        redisReply *r;
+        char prev[24] = "";
+        int64_t id = fresh_id(0), st;
+        wx_rc_arg_cmd(&a, "GET");
+        wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)b->app_id);
+        int rc = wx_rc_call(&d->conn, &a, &r);
+        if (rc)
+            return rc;
+        wx_rc_reply_text(r, prev, sizeof prev);
+        freeReplyObject(r);
+        wx_rc_arg_script(&a, 4);
+        wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)b->app_id);
+        wx_rc_arg_key(&d->conn, &a, "{r}:basic:%lld", (long long)id);
+        if (prev[0])
+            wx_rc_arg_key(&d->conn, &a, "{r}:basic:%s", prev);
+        else
+            wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)b->app_id);
+        wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)b->app_id);
+        wx_rc_arg_str(&a, prev);
+        wx_rc_arg_i64(&a, id);
+        wx_rc_arg_i64(&a, now + grace);
+        wx_rc_arg_i64(&a, expire_at(b->expires, RD_GRACE));
+        wx_rc_arg_bin(&a, b->mac, WX_CRED_MAC);
+        wx_rc_arg_i64(&a, b->app_id);
+        wx_rc_arg_i64(&a, b->expires);
+        if ((rc = wx_rc_eval_int(&d->conn, L_BASIC_NEW, &a, &st)))
+            return rc;
+        if (st == 1) {
+            b->id = id;
+            return WX_OK;
+        }
+    }
+    return WX_ERR_STORE;
+}
+
+int wx_rd_basic_get(struct wx_store *s, int64_t id, struct wx_basic *b)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    redisReply *r;
+    wx_rc_arg_cmd(&a, "HMGET");
+    wx_rc_arg_key(&d->conn, &a, "{r}:basic:%lld", (long long)id);
+    wx_rc_arg_strs(&a, "mac", "app", "exp", "gen", NULL);
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    int64_t gen = 0;
+    int revoked = 0;
+    rc = r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+                 r->element[0]->type == REDIS_REPLY_STRING
+             ? WX_OK
+             : WX_ERR_NOTFOUND;
+    if (rc == WX_OK) {
+        b->id = id;
+        wx_rc_reply_mac(r->element[0], b->mac);
+        b->app_id = wx_rc_reply_num(r->element[1]);
+        b->expires = wx_rc_reply_num(r->element[2]);
+        gen = wx_rc_reply_num(r->element[3]);
+    }
+    freeReplyObject(r);
+    if (rc == WX_OK)
+        rc = wx_rd_check_gen(d, b->app_id, gen, &revoked);
+    return rc == WX_OK && revoked ? WX_ERR_NOTFOUND : rc; /* SQLite deletes them */
+}
