@@ -697,7 +697,7 @@ int wx_gate_main(int argc, char **argv)
     wx_metrics_init(&g->metrics);
     /* One event loop answers every request; logins' token calls go to the pool. */
     struct wx_http_config hc = {
-        host, (int)strtol(colon + 1, NULL, 10), handle, on_done, g, &g->log, 0, 30, 1};
+        host, (int)strtol(colon + 1, NULL, 10), handle, on_done, g, &g->log, 0, 30};
     if (wx_pool_start(&g->pool, (int)wx_cfg_int(&g->cfg, "threads"), "wx-gate-work")) {
         fprintf(stderr, "wxauth gate: cannot start the worker threads\n");
         goto done;

@@ -21,18 +21,18 @@
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_READY, PH_SENT };
 
 /*
- * With one thread (cfg.threads <= 1) the server runs its own event loop around MHD's external
- * epoll mode instead of MHD's internal thread. The difference is the wake-up on resume: MHD's
- * internal thread is woken by a write to its eventfd on every MHD_resume_connection(), which for
- * the provider's group commit meant one syscall and one context switch per request. Here a
- * resume only sets MHD's flags; the loop is woken through wake_fd, once per batch when the
- * resuming thread holds its wake-ups (wx_http_hold_wakeups), at most once while one is pending.
+ * The server runs its own event loop around MHD's external epoll mode instead of MHD's internal
+ * thread (handlers never block: blocking work goes to a writer or a worker pool and resumes). The
+ * difference is the wake-up on resume: MHD's internal thread is woken by a write to its eventfd on
+ * every MHD_resume_connection(), which for the provider's group commit meant one syscall and one
+ * context switch per request. Here a resume only sets MHD's flags; the loop is woken through
+ * wake_fd, once per batch when the resuming thread holds its wake-ups (wx_http_hold_wakeups), at
+ * most once while one is pending.
  */
 struct wx_http_server {
     struct MHD_Daemon *d;
     struct wx_http_config cfg;
     int port;
-    int own_loop;
     int wake_fd; /* eventfd in MHD's epoll set (edge-triggered, data.ptr NULL: MHD skips it) */
     pthread_t loop;
     atomic_int stopping;
@@ -44,8 +44,8 @@ static _Thread_local int held_wake;
 
 static void wake_loop(struct wx_http_server *s)
 {
-    if (!s->own_loop || atomic_exchange(&s->wake_pending, 1))
-        return; /* MHD's own threads were woken by MHD; or a wake-up is already on its way */
+    if (atomic_exchange(&s->wake_pending, 1))
+        return; /* a wake-up is already on its way */
     uint64_t one = 1;
     ssize_t n = write(s->wake_fd, &one, sizeof one);
     (void)n; /* only fails when the counter is full, and then the loop is awake anyway */
@@ -360,18 +360,15 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
         free(srv);
         return WX_ERR_INVALID;
     }
-    srv->own_loop = cfg->threads <= 1;
     srv->wake_fd = -1;
     srv->d = MHD_start_daemon(
-        (srv->own_loop ? 0 : MHD_USE_INTERNAL_POLLING_THREAD) | MHD_USE_EPOLL |
-            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(WX_MAX_URL + WX_MAX_HEADER + 4096), MHD_OPTION_CONNECTION_LIMIT,
-        cfg->conn_limit ? cfg->conn_limit : 4096u, MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->timeout_s ? cfg->timeout_s : 30u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads > 1 ? cfg->threads : 0u, MHD_OPTION_END);
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, access_cb, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(WX_MAX_URL + WX_MAX_HEADER + 4096),
+        MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit ? cfg->conn_limit : 4096u,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 30u,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (!srv->d) {
         snprintf(err, errsz, "cannot listen on %s:%d (in use, or not an address of this machine)",
                  cfg->host, cfg->port);
@@ -380,7 +377,7 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : cfg->port;
-    if (srv->own_loop && start_loop(srv) != 0) {
+    if (start_loop(srv) != 0) {
         snprintf(err, errsz, "cannot start the HTTP event loop");
         MHD_stop_daemon(srv->d);
         if (srv->wake_fd >= 0)
@@ -401,13 +398,11 @@ void wx_http_stop(struct wx_http_server *s)
 {
     if (!s)
         return;
-    if (s->own_loop) {
-        atomic_store(&s->stopping, 1);
-        uint64_t one = 1;
-        ssize_t n = write(s->wake_fd, &one, sizeof one);
-        (void)n;
-        pthread_join(s->loop, NULL);
-    }
+    atomic_store(&s->stopping, 1);
+    uint64_t one = 1;
+    ssize_t n = write(s->wake_fd, &one, sizeof one);
+    (void)n;
+    pthread_join(s->loop, NULL);
     MHD_stop_daemon(s->d);
     if (s->wake_fd >= 0)
         close(s->wake_fd);

@@ -58,7 +58,6 @@ struct wx_http_config {
     const struct wx_log *log;
     unsigned conn_limit;
     unsigned timeout_s;
-    unsigned threads; /* >1: a pool of polling threads (handlers may block); else one own loop */
 };
 
 int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg, char *err,

@@ -515,7 +515,7 @@ int wx_provider_main(int argc, char **argv)
         goto done;
     }
     wr = NULL;
-    struct wx_http_config hc = {host, port, handle, on_done, p, &p->log, 0, 30, 0};
+    struct wx_http_config hc = {host, port, handle, on_done, p, &p->log, 0, 30};
     if (wx_http_start(&p->http, &hc, err, sizeof err)) {
         fprintf(stderr, "wxauth provider: %s\n", err);
         goto done;
