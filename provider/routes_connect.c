@@ -409,6 +409,25 @@ static int userinfo_silent(struct wx_provider *p, struct wx_http_req *req, const
     return 0;
 }
 
+/* The app's per-minute quota: 1 after answering 429 when this call is over it. */
+static int over_quota(struct wx_provider *p, struct wx_http_req *req, int64_t app_id)
+{
+    if (!wx_p_rate_exceeded(p, p->rd, app_id))
+        return 0;
+    page(req, 429, WX_EC_TOO_FREQUENT, "操作太频繁了，请稍后重试",
+         "Too many requests for this account; retry later.");
+    return 1;
+}
+
+/* User uid into *u: 1, or 0 after answering 503 when the store cannot be read. */
+static int load_user(struct wx_provider *p, struct wx_http_req *req, int64_t uid, struct wx_user *u)
+{
+    if (p->rd->ops->user_get(p->rd, uid, u) == WX_OK)
+        return 1;
+    page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
+    return 0;
+}
+
 /*
  * The signed-in sandbox user into *u: 1, or 0 after answering (sent to sign in and come back,
  * or 503 when the store cannot be read).
@@ -425,11 +444,7 @@ static int signed_in_user(struct wx_provider *p, struct wx_http_req *req, struct
         wx_buf_free(&next);
         return 0;
     }
-    if (p->rd->ops->user_get(p->rd, uid, u)) {
-        page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
-        return 0;
-    }
-    return 1;
+    return load_user(p, req, uid, u);
 }
 
 void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
@@ -447,11 +462,8 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
         page(req, 200, fault, e ? e->zh : "系统错误", "Injected fault (POST /admin/faults).");
         goto done;
     }
-    if (wx_p_rate_exceeded(p, p->rd, a.app.id)) {
-        page(req, 429, WX_EC_TOO_FREQUENT, "操作太频繁了，请稍后重试",
-             "Too many requests for this account; retry later.");
+    if (over_quota(p, req, a.app.id))
         goto done;
-    }
     const char *ua = wx_http_header(req, "User-Agent");
     if (!p->sandbox && (!ua || !strstr(ua, "MicroMessenger"))) {
         page(req, 200, 0, "请在微信客户端打开链接", "Please open this link in WeChat.");
@@ -507,10 +519,8 @@ void wx_route_consent(struct wx_provider *p, struct wx_http_req *req)
         goto done;
     }
     struct wx_user u;
-    if (p->rd->ops->user_get(p->rd, uid, &u)) {
-        page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable.");
+    if (!load_user(p, req, uid, &u))
         goto done;
-    }
     submit_issue(p, req, &a, uid, u.snapshot, !strcmp(action, "deny"), t.nonce, 1);
 done:
     wx_query_free(&q);
@@ -531,11 +541,8 @@ void wx_route_qrconnect(struct wx_provider *p, struct wx_http_req *req)
         return;
     if (authz_check(p, req, &q, &a, 1))
         goto done;
-    if (wx_p_rate_exceeded(p, p->rd, a.app.id)) {
-        page(req, 429, WX_EC_TOO_FREQUENT, "操作太频繁了，请稍后重试",
-             "Too many requests for this account; retry later.");
+    if (over_quota(p, req, a.app.id))
         goto done;
-    }
     struct wx_buf scan;
     wx_buf_init(&scan, WX_MAX_URL + 600);
     wx_buf_printf(&scan, "%s/connect/qrconnect/scan?", p->public_url);
