@@ -50,17 +50,14 @@ async function toConsent(b, p, ex, user, scope = 'snsapi_userinfo') {
   assert.match(login.location, /\/connect\/oauth2\/authorize\?appid=wx[0-9a-f]{16}&redirect_uri=/);
   const r = await b.go(login.location);
   assert.strictEqual(r.status, 303, 'not signed in yet: the provider asks who you are');
-  const signin = await b.go(`${p.base}/sandbox/login`, { method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${user}` });
+  const signin = await b.post(`${p.base}/sandbox/login`, { user });
   assert.strictEqual(signin.status, 303);
   return b.go(login.location);
 }
 
 async function answer(b, p, consent, action) {
   const f = h.parseForm(consent.body);
-  return b.go(p.base + f.action, { method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ ...f.fields, action }).toString() });
+  return b.post(p.base + f.action, { ...f.fields, action });
 }
 
 test('allow: the nickname shows, and the callback leaves with a clean 303', async () => {

@@ -24,7 +24,7 @@ test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is
     const start = await b.go(site + first.location);
     assert.strictEqual(start.status, 302);
     assert.ok(start.location.startsWith(`${p.base}/connect/oauth2/authorize?`));
-    await b.go(`${p.base}/sandbox/login`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${d.users[0]}` });
+    await b.post(`${p.base}/sandbox/login`, { user: d.users[0] });
     const cb = await b.go(start.location);
     assert.strictEqual(cb.status, 302);
     const done = await b.go(cb.location);
@@ -52,7 +52,7 @@ test('through nginx: the renewed session cookie on the 202 reaches the browser',
   const { d, p, site, stop } = await startAll({ gateArgs: ['--session-idle', '4'] });
   try {
     const b = new Browser();
-    await b.go(`${p.base}/sandbox/login`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${d.users[0]}` });
+    await b.post(`${p.base}/sandbox/login`, { user: d.users[0] });
     const start = await b.go(`${site}/wxauth/start?rd=%2Fhome`);
     const cb = await b.go(start.location);
     assert.strictEqual((await b.go(cb.location)).status, 303);
@@ -79,7 +79,7 @@ test('two providers and two gates on one Redis behind nginx upstreams', { skip: 
   try {
     const b = new Browser();
     // "WeChat" is nginx in front of both providers: the sandbox sign-in works on either.
-    const login = await b.go(`${s.wechat}/sandbox/login`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${s.d.users[0]}` });
+    const login = await b.post(`${s.wechat}/sandbox/login`, { user: s.d.users[0] });
     assert.strictEqual(login.status, 303);
     const first = await b.go(`${s.site}/home`);
     assert.strictEqual(first.status, 302);
@@ -97,9 +97,7 @@ test('two providers and two gates on one Redis behind nginx upstreams', { skip: 
     }
     // Both provider nodes took part (authorize, exchange, sign-in spread over them).
     for (const p of s.ps) {
-      const text = await (await fetch(`${p.base}/metrics`)).text();
-      const served = text.split('\n').filter((l) => /^wxauth_provider_requests_total\{route="(authorize|sns\/oauth2\/access_token|sandbox)"/.test(l))
-        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+      const served = await h.providerRequests(p.base, /^(authorize|sns\/oauth2\/access_token|sandbox)$/);
       assert.ok(served > 0, `provider ${p.base} served none of the flow`);
     }
     const cookie = b.cookie(s.site);

@@ -27,15 +27,7 @@ async function gateOn(port, d, p, extra) {
   { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
 }
 
-async function providerMetric(p, route, errcode = 0) {
-  const text = await (await fetch(`${p.base}/metrics`)).text();
-  let n = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^wxauth_provider_requests_total\{route="([^"]+)",status="\d+",errcode="(-?\d+)"\} (\d+)/);
-    if (m && m[1] === route && Number(m[2]) === errcode) n += Number(m[3]);
-  }
-  return n;
-}
+const providerMetric = (p, route, errcode = 0) => h.providerRequests(p.base, route, errcode);
 
 test('idle lifetime: an unused session ends; each use renews it through the 202', async () => {
   await setup(async ({ d, p, site }) => {

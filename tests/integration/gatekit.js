@@ -42,8 +42,7 @@ async function setup(fn, extra = [], { port } = {}) {
 }
 
 async function signIn(b, p, user) {
-  const r = await b.go(`${p.base}/sandbox/login`, { method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `user=${user}` });
+  const r = await b.post(`${p.base}/sandbox/login`, { user });
   assert.strictEqual(r.status, 303);
 }
 
@@ -55,8 +54,7 @@ async function login(b, p, site, { rd = '/orders/7', scope = 'snsapi_base', acti
   let r = await b.go(start.location);
   if (r.status === 200) {
     const f = h.parseForm(r.body);
-    r = await b.go(p.base + f.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...f.fields, action }).toString() });
+    r = await b.post(p.base + f.action, { ...f.fields, action });
   }
   assert.strictEqual(r.status, 302);
   return { url: r.location, res: await b.go(r.location) };

@@ -226,12 +226,25 @@ function raw(port, data, { timeout = 5000, host = '127.0.0.1' } = {}) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Waits until cond() is true (polling); throws after `ms`. Used only to wait for log lines.
-async function waitFor(cond, ms = 5000) {
+async function waitFor(cond, ms = 5000, what = 'condition') {
   const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
+  while (!(await cond())) { // cond may be async
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
     await sleep(20);
   }
+}
+
+// Requests a provider counted in /metrics for route (a string, or a RegExp over route names),
+// with errcode (undefined: any).
+async function providerRequests(base, route, errcode) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    const m = line.match(/^wxauth_provider_requests_total\{route="([^"]+)",status="\d+",errcode="(-?\d+)"\} (\d+)/);
+    if (m && (route instanceof RegExp ? route.test(m[1]) : m[1] === route) &&
+        (errcode === undefined || Number(m[2]) === errcode)) n += Number(m[3]);
+  }
+  return n;
 }
 
 // Runs fn(provider, db) against a fresh database and provider, always stopping the provider.
@@ -273,10 +286,15 @@ class Browser {
     }
     return { status: res.status, location: res.headers.get('location'), headers: res.headers, body: await res.text() };
   }
+  // POSTs fields as a form (application/x-www-form-urlencoded), like a browser submitting one.
+  post(url, fields, headers = {}) {
+    return this.go(url, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString() });
+  }
 }
 
 module.exports = {
   BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
-  pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser,
+  pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

@@ -36,8 +36,7 @@ test('qrconnect: QR page, scan, 确认登录 → code; the code redeems to snsap
     assert.match(confirm.body, />确认登录</);
     const f = h.parseForm(confirm.body);
     assert.strictEqual(f.action, '/connect/qrconnect/confirm');
-    const r = await b.go(p.base + f.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...f.fields, action: 'allow' }).toString() });
+    const r = await b.post(p.base + f.action, { ...f.fields, action: 'allow' });
     assert.strictEqual(r.status, 302);
     const back = new URL(r.location);
     assert.strictEqual(`${back.origin}${back.pathname}`, 'http://localhost:9000/cb');
@@ -68,8 +67,7 @@ test('qrconnect: 取消登录 → redirect_uri?state=S1 without a code', async (
     await signIn(b, p, d.users[0]);
     const scan = qrUrl(p.base, web.appid).replace('/connect/qrconnect?', '/connect/qrconnect/scan?');
     const f = h.parseForm((await b.go(scan)).body);
-    const r = await b.go(p.base + f.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...f.fields, action: 'deny' }).toString() });
+    const r = await b.post(p.base + f.action, { ...f.fields, action: 'deny' });
     assert.strictEqual(r.status, 302);
     assert.strictEqual(r.location, 'http://localhost:9000/cb?from=web&state=S1');
   } finally {
@@ -121,8 +119,7 @@ test('gate with --web-appid: desktop browsers log in by QR (qrconnect), WeChat b
     const scan = h.htmlUnescape(qr.body.match(/<a href="([^"]+\/connect\/qrconnect\/scan\?[^"]+)"/)[1]);
     await signIn(desk, p, d.users[0]);
     const f = h.parseForm((await desk.go(scan)).body);
-    const r = await desk.go(p.base + f.action, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...f.fields, action: 'allow' }).toString() });
+    const r = await desk.post(p.base + f.action, { ...f.fields, action: 'allow' });
     assert.strictEqual(r.status, 302);
     const cb = await desk.go(r.location);
     assert.strictEqual(cb.status, 303);
@@ -144,8 +141,7 @@ test('gate with --web-appid: desktop browsers log in by QR (qrconnect), WeChat b
     let a2 = await phone.go(s2.location, { headers: ua });
     if (a2.status === 200) {
       const f2 = h.parseForm(a2.body);
-      a2 = await phone.go(p.base + f2.action, { method: 'POST', headers: { ...ua, 'Content-Type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ ...f2.fields, action: 'allow' }).toString() });
+      a2 = await phone.post(p.base + f2.action, { ...f2.fields, action: 'allow' }, ua);
     }
     assert.strictEqual((await phone.go(a2.location, { headers: ua })).status, 303);
     const auth2 = await phone.go(`${site}/wxauth/auth`);

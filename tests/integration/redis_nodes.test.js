@@ -28,16 +28,6 @@ async function onRedis(fn, { nodes = 2, dbOpts = {} } = {}) {
   }
 }
 
-async function metric(base, route, errcode) {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  let n = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^wxauth_provider_requests_total\{route="([^"]+)",status="\d+",errcode="(-?\d+)"\} (\d+)/);
-    if (m && m[1] === route && Number(m[2]) === errcode) n += Number(m[3]);
-  }
-  return n;
-}
-
 test('providers on one Redis: issued on A, redeemed on B; tokens valid on both; replay refused everywhere', { skip }, async () => {
   await onRedis(async ({ d, ps: [a, b] }) => {
     const [code] = await h.issueCodes(a.base, d.appid, d.users[0], 'snsapi_userinfo');
@@ -99,10 +89,8 @@ test('Redis stopped: -1 quickly, 503 pages and /healthz; back by itself; redeeme
     assert.ok(Date.now() - t0 < 5000, `answers while Redis is down took ${Date.now() - t0} ms`);
 
     await r.restart();
-    for (let t = Date.now(); (await fetch(`${a.base}/healthz`)).status !== 200;) {
-      assert.ok(Date.now() - t < 5000, 'the provider did not come back by itself');
-      await h.sleep(50);
-    }
+    await h.waitFor(async () => (await fetch(`${a.base}/healthz`)).status === 200, 5000,
+      'the provider back by itself');
     assert.strictEqual((await h.exchange(a.base, d.appid, d.secret, used)).errcode, 40163,
       'redeemed before the restart, still refused after it');
     const t3 = await h.exchange(a.base, d.appid, d.secret, fresh);
@@ -128,14 +116,14 @@ test('two gates on one Redis: a login through A is valid at B; sign-out at A end
     const start = await b.go(`${site}/wxauth/start?rd=%2Fhome`);
     const cb = (await b.go(start.location)).location;
     const onB = cb.replace(site, gb.base);
-    const before = await metric(p.base, 'sns/oauth2/access_token', 0);
+    const before = await h.providerRequests(p.base, 'sns/oauth2/access_token', 0);
     // WeChat calls the callback twice: once at each gate behind the load balancer.
     const [ra, rb] = await Promise.all([b.go(cb), fetch(onB.replace('localhost', '127.0.0.1'), { redirect: 'manual', headers: { Cookie: b.cookie(site) } })]);
     assert.strictEqual(ra.status, 303);
     assert.strictEqual(rb.status, 303);
     assert.strictEqual(ra.headers.get('set-cookie'), rb.headers.get('set-cookie'), 'the same session from both gates');
-    assert.strictEqual(await metric(p.base, 'sns/oauth2/access_token', 0) - before, 1, 'one exchange');
-    assert.strictEqual(await metric(p.base, 'sns/oauth2/access_token', 40163), 0);
+    assert.strictEqual(await h.providerRequests(p.base, 'sns/oauth2/access_token', 0) - before, 1, 'one exchange');
+    assert.strictEqual(await h.providerRequests(p.base, 'sns/oauth2/access_token', 40163), 0);
     const cookie = b.cookie(site);
     const authAt = (g) => fetch(`${g.base.replace('localhost', '127.0.0.1')}/wxauth/auth`, { headers: { Cookie: cookie } });
     assert.strictEqual((await authAt(ga)).status, 202);
@@ -147,10 +135,8 @@ test('two gates on one Redis: a login through A is valid at B; sign-out at A end
     assert.strictEqual((await fetch(`${gb.base}/healthz`)).status, 503);
     assert.strictEqual((await authAt(gb)).status, 503);
     await r.restart();
-    for (let t = Date.now(); (await fetch(`${gb.base}/healthz`)).status !== 200;) {
-      assert.ok(Date.now() - t < 5000, 'the gate did not come back by itself');
-      await h.sleep(50);
-    }
+    await h.waitFor(async () => (await fetch(`${gb.base}/healthz`)).status === 200, 5000,
+      'the gate back by itself');
     assert.strictEqual((await authAt(gb)).status, 401, 'and the sign-out survived the restart');
   } finally {
     await ga.stop();
