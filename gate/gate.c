@@ -376,10 +376,7 @@ static void route_sign_out(struct gate *g, struct wx_http_req *req)
 {
     struct session s;
     if (wx_g_session_get(g, req, &s) == SESSION_OK) {
-        unsigned char key[16];
-        wx_g_kv_key(g, 'r', s.sid, sizeof s.sid, key);
-        /* Remembered until the cookie would have expired anyway. */
-        if (wx_g_store_put(g, key, "1", s.expires) != WX_OK) {
+        if (wx_g_sign_out(g, &s) != WX_OK) {
             wx_g_page(g, req, 503, "退出没有成功 · Sign-out failed",
                       "暂时无法退出，请稍后再试。The sign-out could not be recorded; try again.",
                       NULL, 0);

@@ -87,12 +87,8 @@ const char *wx_g_scope_str(int scope);
 /* The app whose openid the session holds. */
 const struct app_client *wx_g_session_client(const struct gate *g, const struct session *s);
 
-/* The 16-byte store key for (kind, id): a hash, so the store never holds a session id or code. */
-void wx_g_kv_key(const struct gate *g, char kind, const void *id, size_t len,
-                 unsigned char out[16]);
-
-/* Stores v (a string, copied) under key until the time until; WX_OK or a store error. */
-int wx_g_store_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until);
+/* Ends session s for good: its id (hashed) joins the store's sign-out list. WX_OK or an error. */
+int wx_g_sign_out(struct gate *g, const struct session *s);
 
 /* Appends s, sealed with the current key, to out as "name=value; attributes". */
 int wx_g_session_cookie(struct gate *g, const struct session *s, struct wx_buf *out);

@@ -58,9 +58,8 @@ const struct app_client *wx_g_session_client(const struct gate *g, const struct 
  * Not keyed with cookie-secret on purpose: keys must stay the same across key rotation and on
  * every gate sharing a store; the ids hashed are random 128-bit values or single-use codes.
  */
-void wx_g_kv_key(const struct gate *g, char kind, const void *id, size_t len, unsigned char out[16])
+static void kv_key(char kind, const void *id, size_t len, unsigned char out[16])
 {
-    (void)g;
     crypto_generichash_state st;
     crypto_generichash_init(&st, (const unsigned char *)"wxauth-gate-kv-1", 16, 16);
     crypto_generichash_update(&st, (const unsigned char *)&kind, 1);
@@ -68,12 +67,19 @@ void wx_g_kv_key(const struct gate *g, char kind, const void *id, size_t len, un
     crypto_generichash_final(&st, out, 16);
 }
 
-int wx_g_store_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until)
+static int store_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until)
 {
     pthread_mutex_lock(&g->mu);
     int rc = g->store->ops->kv_put(g->store, key, v, strlen(v), until);
     pthread_mutex_unlock(&g->mu);
     return rc;
+}
+
+int wx_g_sign_out(struct gate *g, const struct session *s)
+{
+    unsigned char key[16];
+    kv_key('r', s->sid, sizeof s->sid, key);
+    return store_put(g, key, "1", s->expires); /* until the cookie would have expired anyway */
 }
 
 /* WX_OK with the value in out (NUL-terminated), WX_ERR_NOTFOUND, or a store error. */
@@ -196,7 +202,7 @@ int wx_g_session_get(struct gate *g, struct wx_http_req *req, struct session *s)
         (g->session_idle && s->seen_ms + g->session_idle * 1000 <= wx_g_now_ms()))
         return SESSION_NONE;
     unsigned char key[16];
-    wx_g_kv_key(g, 'r', s->sid, sizeof s->sid, key);
+    kv_key('r', s->sid, sizeof s->sid, key);
     int rc = store_get(g, key, mark, sizeof mark);
     if (rc == WX_ERR_NOTFOUND)
         return SESSION_OK;
@@ -218,7 +224,7 @@ int wx_g_refresh_profile(struct gate *g, struct session *s)
     int64_t window = now / 30;
     memcpy(id, s->sid, 16);
     memcpy(id + 16, &window, 8);
-    wx_g_kv_key(g, 'p', id, sizeof id, claim);
+    kv_key('p', id, sizeof id, claim);
     if (store_claim(g, claim, now + 60) != WX_OK)
         return 0;
     struct wx_token tok;
@@ -255,7 +261,7 @@ int wx_g_refresh_profile(struct gate *g, struct session *s)
  */
 static void login_key(struct gate *g, char kind, const struct wx_state *st, unsigned char out[16])
 {
-    wx_g_kv_key(g, kind, st->nonce, sizeof st->nonce, out);
+    kv_key(kind, st->nonce, sizeof st->nonce, out);
 }
 
 /*
@@ -310,6 +316,6 @@ void wx_g_login_remember(struct gate *g, const struct wx_state *st, const char *
 {
     unsigned char key[16];
     login_key(g, 's', st, key);
-    if (wx_g_store_put(g, key, value, wx_g_now_s() + GATE_CODE_TTL) != WX_OK)
+    if (store_put(g, key, value, wx_g_now_s() + GATE_CODE_TTL) != WX_OK)
         wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot keep a login's outcome\"");
 }
