@@ -962,8 +962,13 @@ int wx_store_open_sqlite(struct wx_store **out, const char *path, char *err, siz
         goto fail;
     }
     sqlite3_busy_timeout(d->db, 5000);
+    /*
+     * Reads come through the memory map; the page cache holds written pages. A small one: at
+     * the end of every write transaction SQLite walks the cache's hash table, and with the
+     * 64 MiB used before, that walk cost about 7% of a code exchange's CPU time.
+     */
     if (sqlite3_exec(d->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-4096;"
                      "PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;",
                      NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(d->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
