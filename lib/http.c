@@ -2,9 +2,11 @@
  * http.c — libmicrohttpd glue.
  */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +120,7 @@ static void free_req(struct wx_http_req *req)
             free(req->hvalue[i]);
     wx_buf_free(&req->body);
     wx_buf_free(&req->out);
+    sodium_memzero(req->target, strlen(req->target)); /* the query may hold a secret or a code */
     free(req->target);
     free(req);
 }
@@ -235,12 +238,21 @@ void wx_http_resume(struct wx_http_req *req)
         wake_loop(s);
 }
 
+/* MHD's free callback for a response body: bodies carry tokens and codes, so they are wiped
+ * (malloc_usable_size: MHD hands back only the pointer, and the whole block is ours). */
+static void wipe_free(void *body)
+{
+    sodium_memzero(body, malloc_usable_size(body));
+    free(body);
+}
+
 static enum MHD_Result send_response(struct wx_http_req *req)
 {
     size_t len = req->out.len;
     char *body = wx_buf_steal(&req->out);
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer_with_free_callback_cls(len, body, wipe_free, body)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
         return MHD_NO;

@@ -2,6 +2,7 @@
  * url.c — percent-encoding and the strict parser for query strings and form bodies.
  * Values are decoded exactly once into an arena owned by struct wx_query.
  */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,8 @@ int wx_pct_encode(struct wx_buf *b, struct wx_slice src)
 
 void wx_query_free(struct wx_query *q)
 {
+    if (q->arena)
+        sodium_memzero(q->arena, q->arena_size);
     free(q->arena);
     memset(q, 0, sizeof(*q));
 }
@@ -114,7 +117,8 @@ int wx_query_parse(struct wx_query *q, struct wx_slice input, size_t max_input)
     if (input.len > max_input)
         return WX_ERR_LIMIT;
     /* Decoded text never grows; each parameter adds two NULs. */
-    q->arena = malloc(input.len + 2 * WX_MAX_PARAMS + 2);
+    q->arena_size = input.len + 2 * WX_MAX_PARAMS + 2;
+    q->arena = malloc(q->arena_size);
     if (!q->arena)
         return WX_ERR_NOMEM;
     char *cursor = q->arena;

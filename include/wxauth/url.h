@@ -32,7 +32,8 @@ struct wx_param {
 };
 
 /*
- * A parsed query string or form body. Owns its arena; release with wx_query_free().
+ * A parsed query string or form body. Owns its arena; release with wx_query_free(), which wipes
+ * the arena first (queries carry secrets, codes and tokens in the clear).
  * Duplicate keys are kept in order and counted in ndup so callers can refuse them.
  */
 struct wx_query {
@@ -40,6 +41,7 @@ struct wx_query {
     size_t count;
     size_t ndup;
     char *arena;
+    size_t arena_size;
 };
 
 /*

@@ -3,6 +3,8 @@
  * parser with its limits (WX_MAX_PARAMS, WX_MAX_PARAM, max_input), duplicate counting, bad
  * escapes, %00 and '+' handling. Every parser is driven by an {input, expected} case table.
  */
+#include <dlfcn.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -261,6 +263,53 @@ static void test_query_get_count(void **state)
     wx_query_free(&q);
 }
 
+/*
+ * free() is interposed here so that a test can see what wx_query_free() leaves in the arena it
+ * releases: when the watched block is freed, its bytes are checked for zero first.
+ */
+static void *watched_block;
+static int watched_state; /* 0: not freed yet, 1: freed wiped, 2: freed with data left */
+
+void free(void *p)
+{
+    static void (*next_free)(void *);
+    static int resolving; /* dlsym() may free while it looks free() up: that block is let go */
+    if (!next_free) {
+        if (resolving)
+            return;
+        resolving = 1;
+        next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+        resolving = 0;
+    }
+    if (p && p == watched_block) {
+        const unsigned char *b = p;
+        size_t n = malloc_usable_size(p), i = 0;
+        while (i < n && b[i] == 0)
+            i++;
+        watched_state = i == n ? 1 : 2;
+        watched_block = NULL;
+    }
+    next_free(p);
+}
+
+/* The decoded secret and code must not stay behind in freed memory. */
+static void test_query_free_wipes(void **state)
+{
+    (void)state;
+    struct wx_query q;
+    assert_int_equal(
+        wx_query_parse(&q, WX_SLICE_LIT("appid=wx1&secret=S3cr3tS3cr3t&code=C0de"), WX_MAX_URL),
+        WX_OK);
+    assert_string_equal(wx_query_get(&q, "secret"), "S3cr3tS3cr3t");
+    assert_true(q.arena_size >= strlen("appid=wx1&secret=S3cr3tS3cr3t&code=C0de"));
+    watched_block = q.arena;
+    watched_state = 0;
+    wx_query_free(&q);
+    assert_int_equal(watched_state, 1);
+    assert_null(q.arena);
+    assert_int_equal(q.arena_size, 0);
+}
+
 /* Builds "k0=v&k1=v&..." with n parameters. */
 static char *many_params(size_t n, const char *value)
 {
@@ -396,10 +445,11 @@ static void test_query_explicit_length(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pct_decode_table), cmocka_unit_test(test_pct_encode_table),
-        cmocka_unit_test(test_pct_encode_cap),   cmocka_unit_test(test_pct_round_trip),
-        cmocka_unit_test(test_query_table),      cmocka_unit_test(test_query_get_count),
-        cmocka_unit_test(test_query_limits),     cmocka_unit_test(test_query_explicit_length),
+        cmocka_unit_test(test_pct_decode_table),      cmocka_unit_test(test_pct_encode_table),
+        cmocka_unit_test(test_pct_encode_cap),        cmocka_unit_test(test_pct_round_trip),
+        cmocka_unit_test(test_query_table),           cmocka_unit_test(test_query_get_count),
+        cmocka_unit_test(test_query_free_wipes),      cmocka_unit_test(test_query_limits),
+        cmocka_unit_test(test_query_explicit_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
