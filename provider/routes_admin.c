@@ -77,6 +77,12 @@ static void admin_done(struct wx_job *j, int committed)
 static void submit(struct wx_provider *p, struct wx_http_req *req, json_t *in, int64_t id,
                    const char *appid, int (*op)(struct admin_job *, struct wx_store *))
 {
+    if (appid && strlen(appid) > WX_APPID_LEN) {
+        /* Never cut it down to size: "<appid>x" must not reach the app <appid>. */
+        json_decref(in);
+        reply(req, 404, error_body("no such app"));
+        return;
+    }
     struct admin_job *a = calloc(1, sizeof(*a));
     if (!a) {
         json_decref(in);
@@ -88,7 +94,7 @@ static void submit(struct wx_provider *p, struct wx_http_req *req, json_t *in, i
     a->in = in;
     a->id = id;
     if (appid)
-        snprintf(a->appid, sizeof a->appid, "%s", appid);
+        memcpy(a->appid, appid, strlen(appid) + 1);
     a->op = op;
     wx_p_submit(p, req, &a->job, admin_run, admin_done);
 }

@@ -143,6 +143,9 @@ static void req_hash(const struct authz *a, unsigned char out[32])
 
 /* ---- the code-issuing job (silent grant, allow, deny) ---- */
 
+/* At most two codes per authorization: the normal one and the ghost of a doubled redirect. */
+enum { ISSUE_MAX_CODES = 2 };
+
 struct issue_job {
     struct wx_job job;
     struct wx_provider *p;
@@ -153,8 +156,8 @@ struct issue_job {
     char *redirect_uri;
     char state[WX_MAX_STATE + 1];
     int has_state;
-    struct wx_cred cred[2];
-    int64_t ids[2];
+    struct wx_cred cred[ISSUE_MAX_CODES];
+    int64_t ids[ISSUE_MAX_CODES];
 };
 
 static int issue_run(struct wx_job *j, struct wx_store *s)
@@ -243,14 +246,14 @@ static void issue_done(struct wx_job *j, int committed)
 {
     struct issue_job *ij = (struct issue_job *)j;
     struct wx_http_req *req = ij->req;
-    char code[2][WX_CRED_MAX];
+    char code[ISSUE_MAX_CODES][WX_CRED_MAX];
     if (!committed) {
         page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
     } else if (ij->nonce_reused) {
         page(req, 400, 0, "此授权页面已提交过，请返回重新进入",
              "This consent form was already answered; go back and open the link again.");
     } else {
-        for (int i = 0; !ij->deny && i < ij->ncodes; i++)
+        for (int i = 0; !ij->deny && i < ij->ncodes && i < ISSUE_MAX_CODES; i++)
             wx_cred_format(WX_CRED_CODE, &ij->cred[i], ij->ids[i], code[i]);
         if (!ij->deny && ij->ncodes == 2)
             deliver_ghost(ij, code[0]);
@@ -287,7 +290,7 @@ static void submit_issue(struct wx_provider *p, struct wx_http_req *req, const s
     ij->scope = a->scope;
     ij->snapshot = snapshot;
     ij->deny = deny;
-    ij->ncodes = ncodes;
+    ij->ncodes = ncodes < 1 ? 1 : ncodes > ISSUE_MAX_CODES ? ISSUE_MAX_CODES : ncodes;
     if (a->state) {
         ij->has_state = 1;
         snprintf(ij->state, sizeof ij->state, "%s", a->state);

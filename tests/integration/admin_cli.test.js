@@ -173,6 +173,12 @@ test('admin API: bearer token required (401), off without --admin-token (403)', 
     assert.strictEqual(u.status, 201);
     assert.ok(h.cliJson(['user', 'list', '--db', d.db]).some((x) => x.id === u.body.id));
     assert.strictEqual((await h.admin(p.base, 'GET', '/admin/apps/wx0000000000000000')).status, 404);
+    // An appid with anything after it is not that app: no prefix match, no truncation.
+    for (const [m, path] of [['DELETE', `/admin/apps/${created.body.appid}x`], ['POST', `/admin/apps/${created.body.appid}0/reset-secret`],
+      ['GET', `/admin/apps/${created.body.appid}x`]]) {
+      assert.strictEqual((await h.admin(p.base, m, path)).status, 404, `${m} ${path}`);
+    }
+    assert.strictEqual((await h.admin(p.base, 'GET', `/admin/apps/${created.body.appid}`)).status, 200);
     assert.strictEqual((await h.admin(p.base, 'GET', '/admin/nope')).status, 404);
     const bad = await fetch(p.base + '/admin/users', { method: 'POST', headers: { Authorization: 'Bearer ' + h.ADMIN }, body: '{not json' });
     assert.strictEqual(bad.status, 400);
