@@ -268,6 +268,33 @@ function freePort() {
   });
 }
 
+// waitPort(port): resolves once something accepts connections on 127.0.0.1:port.
+function waitPort(port, ms = 5000) {
+  const until = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const tryOnce = () => {
+      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(); });
+      s.on('error', () => (Date.now() > until ? reject(new Error(`port ${port} not open`)) : setTimeout(tryOnce, 30)));
+    };
+    tryOnce();
+  });
+}
+
+// upOrExit(child, isUp): resolves true when isUp() holds, false when the child exits first
+// (a server whose port was taken between freePort() and its start).
+function upOrExit(child, isUp, ms = 10000) {
+  const until = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (isUp()) return resolve(true);
+      if (child.exitCode !== null || child.signalCode) return resolve(false);
+      if (Date.now() > until) return reject(new Error(`a server did not start in ${ms} ms`));
+      setTimeout(check, 20);
+    };
+    check();
+  });
+}
+
 // A minimal browser for fetch: cookies kept per port (the site runs as localhost:PORT, the
 // provider as 127.0.0.1:PORT), no redirect following.
 class Browser {
@@ -294,7 +321,7 @@ class Browser {
 }
 
 module.exports = {
-  BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin,
+  BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, waitPort,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
   pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

@@ -5,36 +5,38 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const net = require('node:net');
 const { spawn } = require('node:child_process');
-const { freePort } = require('./harness');
+const { freePort, upOrExit, waitPort } = require('./harness');
 
 const REDIS = '/usr/bin/redis-server';
 
-function waitPort(port, ms = 5000) {
-  const until = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const once = () => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(); });
-      s.on('error', () => (Date.now() > until ? reject(new Error(`redis on ${port} did not open`)) : setTimeout(once, 30)));
-    };
-    once();
-  });
-}
-
+// Redis writes its pid file after it has bound its port, so the file (not an open port, which
+// may belong to whoever took the port after freePort()) says that this Redis is up. A first
+// start whose port was taken is tried again on a fresh port.
 async function startRedis() {
-  const port = await freePort();
+  let port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-redis-'));
+  const pidfile = path.join(dir, 'redis.pid');
   let child = null;
   const launch = async () => {
+    fs.rmSync(pidfile, { force: true });
     child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-      '--appendonly', 'yes', '--appendfsync', 'always', '--daemonize', 'no', '--loglevel', 'warning'],
-    { stdio: 'ignore' });
+      '--appendonly', 'yes', '--appendfsync', 'always', '--daemonize', 'no', '--loglevel', 'warning',
+      '--pidfile', pidfile], { stdio: 'ignore' });
+    if (!(await upOrExit(child, () => fs.existsSync(pidfile)))) throw new Error(`redis could not bind port ${port}`);
     await waitPort(port);
   };
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   const signal = (sig) => new Promise((r) => { if (exited()) return r(); child.once('exit', r); child.kill(sig); });
-  await launch();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+      port = await freePort();
+    }
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}/0?prefix=t:`,

@@ -6,30 +6,36 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const http = require('node:http');
-const net = require('node:net');
 const { spawn } = require('node:child_process');
 const h = require('./harness');
 
 const NGINX = '/usr/sbin/nginx';
 const SNIPPET = path.join(__dirname, '../../examples/nginx/wxauth-site.conf');
 
-const { freePort } = h;
-
-function waitPort(port, ms = 5000) {
-  const until = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tryOnce = () => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(); });
-      s.on('error', () => (Date.now() > until ? reject(new Error(`port ${port} not open`)) : setTimeout(tryOnce, 50)));
-    };
-    tryOnce();
-  });
-}
+const { freePort, upOrExit, waitPort } = h;
 
 // nodes: 2 runs two providers and two gates sharing one Redis (redis: a store URL), behind
 // nginx upstreams: the site's gate upstream has both gates, and the gates reach "WeChat"
 // through an nginx upstream of both providers, so consecutive requests alternate nodes.
-async function startStack({ gateArgs = [], nodes = 1, redis } = {}) {
+//
+// Ports for nginx and the gates are picked before those servers bind them, so another process
+// can take one in between (a provider's listen(0), another test's server or outgoing
+// connection). nginx then keeps its other ports open while it retries the taken one for ~2.5 s
+// and exits, and a gate exits at once: a port that answers is not proof. So each server is
+// watched until it has bound everything (the gate's "listening on", nginx's pid file, which it
+// writes after binding all its ports), and the whole stack is started again on fresh ports
+// when one of them could not bind.
+async function startStack(opts = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOnce(opts);
+    } catch (e) {
+      if (!e.portTaken || attempt === 3) throw e;
+    }
+  }
+}
+
+async function startStackOnce({ gateArgs = [], nodes = 1, redis } = {}) {
   const [site, appPort] = [await freePort(), await freePort()];
   const gatePorts = [];
   for (let i = 0; i < nodes; i++) gatePorts.push(await freePort());
@@ -49,7 +55,11 @@ async function startStack({ gateArgs = [], nodes = 1, redis } = {}) {
   const gates = gatePorts.map((port) => spawn(h.BIN, ['gate', '--listen', `127.0.0.1:${port}`,
     '--public-url', `http://localhost:${site}`, '--open-base', wechat, '--api-base', wechat, '--desktop', 'pass',
     '--cookie-secret', 'd'.repeat(64), ...(redis ? ['--store', redis] : []), ...gateArgs],
-  { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: 'ignore' }));
+  { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: ['ignore', 'pipe', 'ignore'] }));
+  for (const g of gates) {
+    g.out = '';
+    g.stdout.on('data', (b) => { g.out += b; });
+  }
   let conf = fs.readFileSync(SNIPPET, 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${site}`)
     .replaceAll('127.0.0.1:9000', `127.0.0.1:${appPort}`)
     .replace('server 127.0.0.1:8710;', gatePorts.map((port) => `server 127.0.0.1:${port};`).join(' '));
@@ -71,14 +81,21 @@ http { access_log off; client_body_temp_path ${dir}/t1; proxy_temp_path ${dir}/t
   uwsgi_temp_path ${dir}/t4; scgi_temp_path ${dir}/t5; include ${dir}/site.conf; }
 `);
   const ng = spawn(NGINX, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
-  for (const port of gatePorts) await waitPort(port);
-  await waitPort(site);
-  if (wechatPort) await waitPort(wechatPort);
   const stop = async () => {
-    for (const c of [ng, ...gates]) if (c.exitCode === null) { const e = new Promise((r) => c.once('exit', r)); c.kill('SIGTERM'); await e; }
+    for (const c of [ng, ...gates]) if (c.exitCode === null && !c.signalCode) { const e = new Promise((r) => c.once('exit', r)); c.kill('SIGTERM'); await e; }
     await new Promise((r) => app.close(r));
     for (const x of ps) await x.stop();
   };
+  const up = [await upOrExit(ng, () => fs.existsSync(path.join(dir, 'nginx.pid')))];
+  for (const g of gates) up.push(await upOrExit(g, () => g.out.includes('listening on')));
+  if (up.includes(false)) {
+    const log = fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
+    await stop();
+    throw Object.assign(new Error(`nginx or a gate could not bind its port: ${log.trim().split('\n').pop() || 'gate exited'}`), { portTaken: true });
+  }
+  for (const port of gatePorts) await waitPort(port);
+  await waitPort(site);
+  if (wechatPort) await waitPort(wechatPort);
   return { d, p, ps, wechat, site: `http://localhost:${site}`, gates: gatePorts.map((port) => `http://127.0.0.1:${port}`), stop };
 }
 
