@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,21 +144,19 @@ static void req_hash(const struct authz *a, unsigned char out[32])
 
 /* ---- the code-issuing job (silent grant, allow, deny) ---- */
 
-/* At most two codes per authorization: the normal one and the ghost of a doubled redirect. */
-enum { ISSUE_MAX_CODES = 2 };
-
 struct issue_job {
     struct wx_job job;
     struct wx_provider *p;
     struct wx_http_req *req;
     int64_t app_id, user_id, now;
-    int scope, snapshot, deny, ncodes, use_nonce, nonce_reused;
+    int scope, snapshot, deny, use_nonce, nonce_reused;
+    bool ghost; /* WeChat's doubled redirect: a first code, delivered aside, then the real one */
     unsigned char nonce[16];
     char *redirect_uri;
     char state[WX_MAX_STATE + 1];
     int has_state;
-    struct wx_cred cred[ISSUE_MAX_CODES];
-    int64_t ids[ISSUE_MAX_CODES];
+    struct wx_cred cred[2]; /* [ghost] is the code the browser is sent to */
+    int64_t ids[2];
 };
 
 static int issue_run(struct wx_job *j, struct wx_store *s)
@@ -175,7 +174,7 @@ static int issue_run(struct wx_job *j, struct wx_store *s)
         if (!ij->deny && s->ops->consent_set(s, ij->user_id, ij->app_id, ij->now))
             return -1;
     }
-    for (int i = 0; !ij->deny && i < ij->ncodes; i++) {
+    for (int i = 0; !ij->deny && i <= ij->ghost; i++) {
         struct wx_code c = {0};
         wx_cred_new(&ij->p->keys, WX_CRED_CODE, &ij->cred[i]);
         memcpy(c.mac, ij->cred[i].mac, WX_CRED_MAC);
@@ -246,20 +245,20 @@ static void issue_done(struct wx_job *j, int committed)
 {
     struct issue_job *ij = (struct issue_job *)j;
     struct wx_http_req *req = ij->req;
-    char code[ISSUE_MAX_CODES][WX_CRED_MAX];
+    char code[2][WX_CRED_MAX];
     if (!committed) {
         page(req, 503, WX_EC_SYSTEM, "系统繁忙，请稍后再试", "Service unavailable, retry later.");
     } else if (ij->nonce_reused) {
         page(req, 400, 0, "此授权页面已提交过，请返回重新进入",
              "This consent form was already answered; go back and open the link again.");
     } else {
-        for (int i = 0; !ij->deny && i < ij->ncodes && i < ISSUE_MAX_CODES; i++)
+        for (int i = 0; !ij->deny && i <= ij->ghost; i++)
             wx_cred_format(WX_CRED_CODE, &ij->cred[i], ij->ids[i], code[i]);
-        if (!ij->deny && ij->ncodes == 2)
+        if (!ij->deny && ij->ghost)
             deliver_ghost(ij, code[0]);
         struct wx_buf loc;
         wx_buf_init(&loc, WX_MAX_REDIRECT_URI + 512);
-        if (callback_url(&loc, ij, ij->deny ? NULL : code[ij->ncodes - 1]) == WX_OK)
+        if (callback_url(&loc, ij, ij->deny ? NULL : code[ij->ghost]) == WX_OK)
             wx_http_redirect(req, 302, loc.ptr);
         else
             page(req, 500, 0, "回调地址过长", "The callback URL is too long.");
@@ -274,7 +273,7 @@ static void issue_done(struct wx_job *j, int committed)
 
 static void submit_issue(struct wx_provider *p, struct wx_http_req *req, const struct authz *a,
                          int64_t user_id, int snapshot, int deny, const unsigned char *nonce,
-                         int ncodes)
+                         bool ghost)
 {
     struct issue_job *ij = calloc(1, sizeof(*ij));
     if (!ij || !(ij->redirect_uri = strdup(a->redirect_uri))) {
@@ -290,7 +289,7 @@ static void submit_issue(struct wx_provider *p, struct wx_http_req *req, const s
     ij->scope = a->scope;
     ij->snapshot = snapshot;
     ij->deny = deny;
-    ij->ncodes = ncodes < 1 ? 1 : ncodes > ISSUE_MAX_CODES ? ISSUE_MAX_CODES : ncodes;
+    ij->ghost = ghost;
     if (a->state) {
         ij->has_state = 1;
         snprintf(ij->state, sizeof ij->state, "%s", a->state);
@@ -483,7 +482,7 @@ void wx_route_authorize(struct wx_provider *p, struct wx_http_req *req)
         goto done;
     }
     if (silent)
-        submit_issue(p, req, &a, uid, snapshot, 0, NULL, dbl ? 2 : 1);
+        submit_issue(p, req, &a, uid, snapshot, 0, NULL, dbl);
     else
         consent_page(p, req, &a, &u, 0);
 done:
@@ -524,7 +523,7 @@ void wx_route_consent(struct wx_provider *p, struct wx_http_req *req)
     struct wx_user u;
     if (!load_user(p, req, uid, &u))
         goto done;
-    submit_issue(p, req, &a, uid, u.snapshot, !strcmp(action, "deny"), t.nonce, 1);
+    submit_issue(p, req, &a, uid, u.snapshot, !strcmp(action, "deny"), t.nonce, false);
 done:
     wx_query_free(&q);
 }

@@ -268,18 +268,6 @@ function freePort() {
   });
 }
 
-// waitPort(port): resolves once something accepts connections on 127.0.0.1:port.
-function waitPort(port, ms = 5000) {
-  const until = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tryOnce = () => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(); });
-      s.on('error', () => (Date.now() > until ? reject(new Error(`port ${port} not open`)) : setTimeout(tryOnce, 30)));
-    };
-    tryOnce();
-  });
-}
-
 // upOrExit(child, isUp): resolves true when isUp() holds, false when the child exits first
 // (a server whose port was taken between freePort() and its start).
 function upOrExit(child, isUp, ms = 10000) {
@@ -293,6 +281,18 @@ function upOrExit(child, isUp, ms = 10000) {
     };
     check();
   });
+}
+
+// onFreshPorts(start): runs start() again, at most 3 times in all, while it fails with an error
+// marked portTaken (start picks its ports with freePort() each time).
+async function onFreshPorts(start, tries = 3) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (!e.portTaken || attempt === tries) throw e;
+    }
+  }
 }
 
 // A minimal browser for fetch: cookies kept per port (the site runs as localhost:PORT, the
@@ -321,7 +321,7 @@ class Browser {
 }
 
 module.exports = {
-  BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, waitPort,
+  BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
   pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

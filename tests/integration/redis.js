@@ -6,7 +6,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { freePort, upOrExit, waitPort } = require('./harness');
+const { freePort, upOrExit, onFreshPorts } = require('./harness');
 
 const REDIS = '/usr/bin/redis-server';
 
@@ -14,7 +14,7 @@ const REDIS = '/usr/bin/redis-server';
 // may belong to whoever took the port after freePort()) says that this Redis is up. A first
 // start whose port was taken is tried again on a fresh port.
 async function startRedis() {
-  let port = await freePort();
+  let port = 0;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-redis-'));
   const pidfile = path.join(dir, 'redis.pid');
   let child = null;
@@ -23,20 +23,16 @@ async function startRedis() {
     child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
       '--appendonly', 'yes', '--appendfsync', 'always', '--daemonize', 'no', '--loglevel', 'warning',
       '--pidfile', pidfile], { stdio: 'ignore' });
-    if (!(await upOrExit(child, () => fs.existsSync(pidfile)))) throw new Error(`redis could not bind port ${port}`);
-    await waitPort(port);
+    if (!(await upOrExit(child, () => fs.existsSync(pidfile)))) {
+      throw Object.assign(new Error(`redis could not bind port ${port}`), { portTaken: true });
+    }
   };
   const exited = () => child.exitCode !== null || child.signalCode !== null;
   const signal = (sig) => new Promise((r) => { if (exited()) return r(); child.once('exit', r); child.kill(sig); });
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await launch();
-      break;
-    } catch (e) {
-      if (attempt === 3) throw e;
-      port = await freePort();
-    }
-  }
+  await onFreshPorts(async () => {
+    port = await freePort();
+    await launch();
+  });
   return {
     port,
     url: `redis://127.0.0.1:${port}/0?prefix=t:`,

@@ -12,7 +12,7 @@ const h = require('./harness');
 const NGINX = '/usr/sbin/nginx';
 const SNIPPET = path.join(__dirname, '../../examples/nginx/wxauth-site.conf');
 
-const { freePort, upOrExit, waitPort } = h;
+const { freePort, upOrExit, onFreshPorts } = h;
 
 // nodes: 2 runs two providers and two gates sharing one Redis (redis: a store URL), behind
 // nginx upstreams: the site's gate upstream has both gates, and the gates reach "WeChat"
@@ -25,15 +25,7 @@ const { freePort, upOrExit, waitPort } = h;
 // watched until it has bound everything (the gate's "listening on", nginx's pid file, which it
 // writes after binding all its ports), and the whole stack is started again on fresh ports
 // when one of them could not bind.
-async function startStack(opts = {}) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startStackOnce(opts);
-    } catch (e) {
-      if (!e.portTaken || attempt === 3) throw e;
-    }
-  }
-}
+const startStack = (opts = {}) => onFreshPorts(() => startStackOnce(opts));
 
 async function startStackOnce({ gateArgs = [], nodes = 1, redis } = {}) {
   const [site, appPort] = [await freePort(), await freePort()];
@@ -93,9 +85,6 @@ http { access_log off; client_body_temp_path ${dir}/t1; proxy_temp_path ${dir}/t
     await stop();
     throw Object.assign(new Error(`nginx or a gate could not bind its port: ${log.trim().split('\n').pop() || 'gate exited'}`), { portTaken: true });
   }
-  for (const port of gatePorts) await waitPort(port);
-  await waitPort(site);
-  if (wechatPort) await waitPort(wechatPort);
   return { d, p, ps, wechat, site: `http://localhost:${site}`, gates: gatePorts.map((port) => `http://127.0.0.1:${port}`), stop };
 }
 
