@@ -4,15 +4,15 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const fs = require('node:fs');
 const { chromium } = require('playwright-core');
 const { startStack, NGINX } = require('../integration/stack');
 const { startRedis, REDIS } = require('../integration/redis');
+const { needs } = require('../integration/harness');
 
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run'];
 
-test('gate in a browser', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+test('gate in a browser', { skip: needs(NGINX) }, async () => {
   const s = await startStack();
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
   try {
@@ -48,7 +48,7 @@ test('gate in a browser', { skip: !fs.existsSync(NGINX) && 'nginx is not install
   }
 });
 
-test('a reloaded success callback keeps the session', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+test('a reloaded success callback keeps the session', { skip: needs(NGINX) }, async () => {
   const s = await startStack();
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
   try {
@@ -69,7 +69,7 @@ test('a reloaded success callback keeps the session', { skip: !fs.existsSync(NGI
   }
 });
 
-test('two nodes on one Redis: a browser login through one gate is valid at the other', { skip: (!fs.existsSync(NGINX) && 'nginx is not installed') || (!fs.existsSync(REDIS) && 'redis-server is not installed') }, async () => {
+test('two nodes on one Redis: a browser login through one gate is valid at the other', { skip: needs(NGINX, REDIS) }, async () => {
   const r = await startRedis();
   const s = await startStack({ nodes: 2, redis: r.url });
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });

@@ -5,7 +5,6 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const fs = require('node:fs');
 const h = require('./harness');
 
 const { Browser, freePort } = h;
@@ -13,7 +12,7 @@ const { Browser, freePort } = h;
 const { startStack: startAll, NGINX } = require('./stack');
 const { startRedis, REDIS } = require('./redis');
 
-test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+test('nginx + gate + provider + app', { skip: h.needs(NGINX) }, async () => {
   const { d, p, site, stop } = await startAll();
   try {
     const b = new Browser();
@@ -48,7 +47,7 @@ test('nginx + gate + provider + app', { skip: !fs.existsSync(NGINX) && 'nginx is
   }
 });
 
-test('through nginx: the renewed session cookie on the 202 reaches the browser', { skip: !fs.existsSync(NGINX) && 'nginx is not installed' }, async () => {
+test('through nginx: the renewed session cookie on the 202 reaches the browser', { skip: h.needs(NGINX) }, async () => {
   const { d, p, site, stop } = await startAll({ gateArgs: ['--session-idle', '4'] });
   try {
     const b = new Browser();
@@ -73,7 +72,7 @@ test('through nginx: the renewed session cookie on the 202 reaches the browser',
   }
 });
 
-test('two providers and two gates on one Redis behind nginx upstreams', { skip: (!fs.existsSync(NGINX) && 'nginx is not installed') || (!fs.existsSync(REDIS) && 'redis-server is not installed') }, async () => {
+test('two providers and two gates on one Redis behind nginx upstreams', { skip: h.needs(NGINX, REDIS) }, async () => {
   const r = await startRedis();
   const s = await startAll({ nodes: 2, redis: r.url });
   try {

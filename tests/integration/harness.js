@@ -10,6 +10,15 @@ const path = require('node:path');
 const BIN = process.env.WXAUTH_BIN || path.join(__dirname, '../../build/wxauth');
 const ADMIN = 'test-admin-token-0123456789';
 
+// A test's skip option: why it cannot run on this machine (a program it starts is missing), or
+// false. Under make check (WXAUTH_NO_SKIP=1: scripts/bootstrap check installed every tool) no
+// test skips, so a missing tool fails the test instead of passing for green.
+function needs(...programs) {
+  if (process.env.WXAUTH_NO_SKIP === '1') return false;
+  const missing = programs.find((p) => !fs.existsSync(p));
+  return missing ? `${path.basename(missing)} is not installed` : false;
+}
+
 function cli(args, opts = {}) {
   return execFileSync(BIN, args, { encoding: 'utf8', ...opts });
 }
@@ -321,7 +330,7 @@ class Browser {
 }
 
 module.exports = {
-  BIN, ADMIN, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
+  BIN, ADMIN, needs, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
   pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

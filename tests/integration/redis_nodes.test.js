@@ -7,13 +7,12 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const fs = require('node:fs');
 const h = require('./harness');
 const { startRedis, REDIS } = require('./redis');
 const { startGate, signIn } = require('./gatekit');
 
 const { Browser, freePort } = h;
-const skip = !fs.existsSync(REDIS) && 'redis-server is not installed';
+const skip = h.needs(REDIS);
 
 async function onRedis(fn, { nodes = 2, dbOpts = {} } = {}) {
   const r = await startRedis();
