@@ -30,7 +30,11 @@ test('gate in a browser', { skip: needs(NGINX) }, async () => {
     // Sign out: the next request asks to log in again.
     await page.goto(`${s.site}/wxauth/sign_out`);
     assert.match(await page.content(), /你已退出/);
-    const again = await page.request.get(`${s.site}/account`, { maxRedirects: 0 });
+    // Node's own request, with the browser's cookies: to 127.0.0.1, since "localhost" may not
+    // be in /etc/hosts (a debootstrap system has none; Chromium resolves it by itself).
+    const jar = (await page.context().cookies(s.site)).map((c) => `${c.name}=${c.value}`).join('; ');
+    const again = await page.request.get(`${s.site.replace('//localhost:', '//127.0.0.1:')}/account`,
+      { maxRedirects: 0, headers: { Cookie: jar } });
     assert.strictEqual(again.status(), 302);
     assert.match(again.headers().location, /\/wxauth\/start\?/);
     // 拒绝 → the gate's denial page with a way back.

@@ -25,7 +25,18 @@ const { freePort, upOrExit, onFreshPorts } = h;
 // watched until it has bound everything (the gate's "listening on", nginx's pid file, which it
 // writes after binding all its ports), and the whole stack is started again on fresh ports
 // when one of them could not bind.
-const startStack = (opts = {}) => onFreshPorts(() => startStackOnce(opts));
+// On a shared Redis every attempt gets a key prefix of its own, so that a retried start does not
+// find the apps and users of the attempt before it (two test users of the same name).
+function startStack(opts = {}) {
+  let attempt = 0;
+  return onFreshPorts(() => {
+    attempt++;
+    if (!opts.redis) return startStackOnce(opts);
+    const redis = /[?&]prefix=/.test(opts.redis) ? opts.redis.replace(/([?&]prefix=[^&]*)/, `$1s${attempt}:`)
+      : `${opts.redis}${opts.redis.includes('?') ? '&' : '?'}prefix=wx:s${attempt}:`;
+    return startStackOnce({ ...opts, redis });
+  });
+}
 
 async function startStackOnce({ gateArgs = [], nodes = 1, redis } = {}) {
   const [site, appPort] = [await freePort(), await freePort()];
