@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "redis_conn.h"
+#include "redis_mux.h"
 
 /* ---- one command's arguments: borrowed values plus a pool for keys and numbers ---- */
 
@@ -248,6 +249,8 @@ static int handshake(struct wx_rc *conn, redisContext *c)
 
 int wx_rc_connect(struct wx_rc *conn)
 {
+    if (conn->mux)
+        return wx_mux_ready(conn->mux, conn->why, sizeof conn->why);
     if (conn->c && !stale(conn->c))
         return WX_OK;
     drop(conn);
@@ -284,16 +287,22 @@ int wx_rc_connect(struct wx_rc *conn)
 int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
 {
     *out = NULL;
-    if (a->over || wx_rc_connect(conn))
-        return WX_ERR_STORE;
-    struct sigpipe g;
-    int64_t t0 = mono_ms();
-    sp_block(&g);
-    redisReply *r = redisCommandArgv(conn->c, a->n, a->v, a->l);
-    sp_unblock(&g, r == NULL);
-    if (!r) {
-        failed(conn, t0); /* I/O error or timeout: the stream is out of step, start afresh */
-        return WX_ERR_STORE;
+    redisReply *r = NULL;
+    if (conn->mux) {
+        if (wx_mux_run(conn->mux, a, 1, &r, conn->why, sizeof conn->why))
+            return WX_ERR_STORE;
+    } else {
+        if (a->over || wx_rc_connect(conn))
+            return WX_ERR_STORE;
+        struct sigpipe g;
+        int64_t t0 = mono_ms();
+        sp_block(&g);
+        r = redisCommandArgv(conn->c, a->n, a->v, a->l);
+        sp_unblock(&g, r == NULL);
+        if (!r) {
+            failed(conn, t0); /* I/O error or timeout: the stream is out of step, start afresh */
+            return WX_ERR_STORE;
+        }
     }
     if (r->type == REDIS_REPLY_ERROR) {
         int noscript = !strncmp(r->str, "NOSCRIPT", 8);
@@ -311,6 +320,13 @@ int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply *
     for (int i = 0; i < n; i++)
         if (a[i].over)
             return WX_ERR_STORE;
+    if (conn->mux) {
+        if (wx_mux_run(conn->mux, a, n, out, conn->why, sizeof conn->why))
+            return WX_ERR_STORE;
+        got = n;
+        rc = WX_OK;
+        goto replies;
+    }
     if (wx_rc_connect(conn))
         return WX_ERR_STORE;
     struct sigpipe g;
@@ -327,6 +343,7 @@ int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply *
         failed(conn, t0);
     else
         rc = WX_OK;
+replies:
     for (int i = 0; i < got; i++)
         if (out[i]->type == REDIS_REPLY_ERROR)
             rc = WX_ERR_STORE;
@@ -390,6 +407,8 @@ int wx_rc_call_int(struct wx_rc *conn, struct wx_rc_args *a, int64_t *v)
 
 void wx_rc_close(struct wx_rc *conn)
 {
+    wx_mux_put(conn->mux);
+    conn->mux = NULL;
     drop(conn);
     sodium_memzero(conn->pass, sizeof conn->pass);
 }

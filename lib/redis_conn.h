@@ -43,8 +43,14 @@ struct wx_rc_args {
  * A connection and what it was opened with. Zero it, fill it with wx_rc_parse_url and set lua;
  * it connects on first use. Release it with wx_rc_close.
  */
+struct wx_mux;
 struct wx_rc {
     redisContext *c; /* NULL while disconnected: the next call connects */
+    /*
+     * Set: every call goes through this shared pipelined connection instead (redis_mux.h), and
+     * c stays NULL. wx_rc_close releases it.
+     */
+    struct wx_mux *mux;
     char host[256], user[128], pass[256];
     int port, db, timeout_ms;
     char prefix[WX_RC_MAX_PREFIX + 1];

@@ -174,6 +174,15 @@ struct wx_store_ops {
     int (*counter_add)(struct wx_store *s, const unsigned char key[16], int64_t delta,
                        int64_t expires, int64_t *total);
 
+    /*
+     * Optional (NULL where it means nothing): moves this store's calls onto the process's one
+     * pipelined connection to the same server (Redis: redis_mux.h), for stores that wait on
+     * the network from threads of their own, many at once (the writer lanes): their commands
+     * then share round trips and Redis's fsyncs. A store whose caller makes one call at a time
+     * keeps its own connection (a hop through another thread would only add to each call).
+     */
+    int (*share)(struct wx_store *s);
+
     /* Deletes expired rows, at most limit of each kind; *deleted receives the count. */
     int (*purge)(struct wx_store *s, int64_t now, int limit, int64_t *deleted);
 };

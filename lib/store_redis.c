@@ -67,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redis_mux.h"
 #include "store_redis.h"
 
 #define RD_KV_MARGIN 60 /* seconds a kv value outlives it (clock differences) */
@@ -185,6 +186,20 @@ static int rd_ping(struct wx_store *s)
         freeReplyObject(r);
     }
     return rc;
+}
+
+/* From now on, the process's shared pipelined connection to this server (store.h). */
+static int rd_share(struct wx_store *s)
+{
+    struct rd *d = RD(s);
+    if (d->conn.mux)
+        return WX_OK;
+    struct wx_mux *m = wx_mux_get(&d->conn);
+    if (!m)
+        return WX_ERR_NOMEM;
+    wx_rc_close(&d->conn); /* its own connection and password (the mux has a copy) */
+    d->conn.mux = m;
+    return WX_OK;
 }
 
 /* Begins a batch or a group of reads: only makes sure Redis is reachable (see the top). */
@@ -600,6 +615,7 @@ static const struct wx_store_ops redis_ops = {
     .kv_put = rd_kv_put,
     .kv_get = rd_kv_get,
     .counter_add = rd_counter_add,
+    .share = rd_share,
     .purge = rd_purge,
 };
 

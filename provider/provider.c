@@ -439,8 +439,9 @@ static int setup(struct wx_provider *p, char *err, size_t errsz)
 
 /*
  * The writer: one thread and group commit on SQLite; on a store without atomic batches (Redis)
- * WX_REDIS_LANES threads with a connection each, so that that many writes are in flight and
- * Redis persists them together (one fsync for all, with appendfsync always).
+ * WX_REDIS_LANES threads, so that that many writes are in flight, all on the one pipelined
+ * connection (store share op): their commands share round trips, and Redis persists them
+ * together (one fsync for all, with appendfsync always).
  */
 #define WX_REDIS_LANES 16
 
@@ -455,6 +456,9 @@ static int start_writer(struct wx_provider *p, const char *db, struct wx_store *
     int n = 1, rc = WX_OK;
     while (n < WX_REDIS_LANES && (rc = wx_store_open(&lanes[n], db, err, errsz)) == WX_OK)
         n++;
+    for (int i = 0; rc == WX_OK && i < n; i++)
+        if (lanes[i]->ops->share && (rc = lanes[i]->ops->share(lanes[i])) != WX_OK)
+            snprintf(err, errsz, "cannot start the shared Redis connection");
     if (rc == WX_OK)
         rc = wx_writer_start_lanes(&p->writer, lanes, n, batch);
     for (int i = 1; rc != WX_OK && i < n; i++)

@@ -27,7 +27,9 @@
 #include <wxauth/wxauth.h>
 
 #include "child.h"
+#include "redis_mux.h"
 #include "store.h"
+#include "store_redis.h"
 
 static char dir[64], url[192];
 static const char *redis_server; /* set when this test runs its own Redis (child_pid) */
@@ -860,6 +862,110 @@ static void test_redis_outage_and_restart(void **state)
     redeem(s, &c2, WX_OK);
 }
 
+/*
+ * The shared pipelined connection: many threads at once, each unit answered with its own
+ * replies (a SET and a GET of a key only that thread writes), the units sharing writes; then
+ * Redis hung with units in flight: every one fails within the timeout, and all recover.
+ */
+#define MUX_THREADS 16
+#define MUX_ROUNDS  300
+
+struct mux_worker {
+    struct wx_store *s;
+    int idx, wrong, failed;
+};
+
+static void *mux_work(void *arg)
+{
+    struct mux_worker *w = arg;
+    struct wx_rc *conn = &RD(w->s)->conn;
+    for (int i = 0; i < MUX_ROUNDS; i++) {
+        char key[48], val[32];
+        snprintf(key, sizeof key, "wxt:mux:%d", w->idx);
+        snprintf(val, sizeof val, "%d-%d", w->idx, i);
+        struct wx_rc_args a[2];
+        redisReply *r[2];
+        wx_rc_arg_cmd(&a[0], "SET");
+        wx_rc_arg_strs(&a[0], key, val, NULL);
+        wx_rc_arg_cmd(&a[1], "GET");
+        wx_rc_arg_str(&a[1], key);
+        if (wx_rc_pipeline(conn, a, 2, r) != WX_OK) {
+            w->failed++;
+            continue;
+        }
+        if (r[1]->type != REDIS_REPLY_STRING || strcmp(r[1]->str, val) != 0)
+            w->wrong++;
+        freeReplyObject(r[0]);
+        freeReplyObject(r[1]);
+    }
+    return NULL;
+}
+
+struct mux_hung {
+    struct wx_store *s;
+    int rc;
+    int64_t took;
+};
+
+static void *mux_ping(void *arg)
+{
+    struct mux_hung *h = arg;
+    int64_t t0 = mono_ms();
+    h->rc = h->s->ops->ping(h->s);
+    h->took = mono_ms() - t0;
+    return NULL;
+}
+
+static void test_redis_mux_shared(void **state)
+{
+    struct wx_store *s = *state, *more[MUX_THREADS];
+    char err[160];
+    struct mux_worker w[MUX_THREADS];
+    pthread_t t[MUX_THREADS];
+    assert_null(RD(s)->conn.mux);           /* a store keeps its own connection unless shared */
+    for (int i = 0; i < MUX_THREADS; i++) { /* shared: every one on the same connection */
+        assert_int_equal(wx_store_open(&more[i], url, err, sizeof err), WX_OK);
+        assert_int_equal(more[i]->ops->share(more[i]), WX_OK);
+        assert_non_null(RD(more[i])->conn.mux);
+        assert_ptr_equal(RD(more[i])->conn.mux, RD(more[0])->conn.mux);
+    }
+    struct wx_mux *mux = RD(more[0])->conn.mux;
+    uint64_t units0, writes0, units, writes;
+    wx_mux_stats(mux, &units0, &writes0);
+    for (int i = 0; i < MUX_THREADS; i++) {
+        w[i] = (struct mux_worker){.s = more[i], .idx = i};
+        assert_int_equal(pthread_create(&t[i], NULL, mux_work, &w[i]), 0);
+    }
+    for (int i = 0; i < MUX_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+        assert_int_equal(w[i].wrong, 0);
+    }
+    wx_mux_stats(mux, &units, &writes);
+    assert_int_equal(units - units0, MUX_THREADS * MUX_ROUNDS);
+    assert_true(writes - writes0 <= units - units0);
+    fprintf(stderr, "mux: %llu units in %llu writes\n", (unsigned long long)(units - units0),
+            (unsigned long long)(writes - writes0));
+    /* Hung with units in flight: each fails within the timeout (300 ms), none waits longer. */
+    assert_int_equal(kill(child_pid, SIGSTOP), 0);
+    struct mux_hung h[MUX_THREADS];
+    for (int i = 0; i < MUX_THREADS; i++) {
+        h[i] = (struct mux_hung){.s = more[i]};
+        assert_int_equal(pthread_create(&t[i], NULL, mux_ping, &h[i]), 0);
+    }
+    for (int i = 0; i < MUX_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(h[i].rc, WX_ERR_STORE);
+        assert_true(h[i].took < 700);
+    }
+    assert_int_equal(kill(child_pid, SIGCONT), 0);
+    assert_back(more[0]);
+    for (int i = 0; i < MUX_THREADS; i++) {
+        assert_int_equal(more[i]->ops->ping(more[i]), WX_OK);
+        more[i]->ops->close(more[i]);
+    }
+}
+
 /* ---- URLs ---- */
 
 static void test_store_urls(void **state)
@@ -920,6 +1026,7 @@ int main(void)
     /* Only a Redis this test started itself can be stopped and restarted. */
     const struct CMUnitTest redis_tests[] = {
         cmocka_unit_test(test_redis_outage_and_restart),
+        cmocka_unit_test(test_redis_mux_shared),
     };
     const char *env = getenv("WXAUTH_TEST_STORE"), *server = getenv("WXAUTH_REDIS_SERVER");
     if (env && !strcmp(env, "redis-spawn") && (!server || access(server, X_OK) != 0)) {
