@@ -224,7 +224,7 @@ static int stale(redisContext *c)
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-static int handshake(struct wx_rc *conn, redisContext *c)
+int wx_rc_handshake(const struct wx_rc *conn, redisContext *c)
 {
     redisReply *r = NULL;
     int ok = 1;
@@ -264,7 +264,7 @@ int wx_rc_connect(struct wx_rc *conn)
     sp_block(&g);
     redisContext *c = redisConnectWithTimeout(conn->host, conn->port, tv);
     int rc = WX_ERR_STORE;
-    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && handshake(conn, c) == WX_OK) {
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(conn, c) == WX_OK) {
         redisEnableKeepAlive(c);
         conn->c = c;
         c = NULL;

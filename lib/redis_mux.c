@@ -100,29 +100,6 @@ static void broken(struct wx_mux *m, const char *why, int timed_out)
     fail_list(f, why);
 }
 
-static int handshake(const struct wx_rc *cfg, redisContext *c)
-{
-    redisReply *r = NULL;
-    int ok = 1;
-    if (cfg->pass[0]) {
-        r = cfg->user[0] ? redisCommand(c, "AUTH %s %s", cfg->user, cfg->pass)
-                         : redisCommand(c, "AUTH %s", cfg->pass);
-        ok = r && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-    }
-    if (ok && cfg->db) {
-        r = redisCommand(c, "SELECT %d", cfg->db);
-        ok = r && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-    }
-    if (ok) { /* a hung server still completes TCP handshakes: connected means it answered */
-        r = redisCommand(c, "PING");
-        ok = r && r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
-    }
-    return ok;
-}
-
 /* Connects (blocking, within the timeout), then turns the socket non-blocking for the loop. */
 static int connect_now(struct wx_mux *m, char *why, size_t whysz)
 {
@@ -133,7 +110,8 @@ static int connect_now(struct wx_mux *m, char *why, size_t whysz)
     }
     struct timeval tv = {m->cfg.timeout_ms / 1000, (m->cfg.timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(m->cfg.host, m->cfg.port, tv);
-    int ok = c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && handshake(&m->cfg, c);
+    int ok =
+        c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(&m->cfg, c) == WX_OK;
     if (ok) {
         int fl = fcntl(c->fd, F_GETFL);
         ok = fl >= 0 && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == 0;
