@@ -44,7 +44,6 @@ struct wx_mux {
     int stopping, sleeping, woken; /* mu */
     _Atomic int64_t hold_until;    /* monotonic ms: after a timeout, fail at once until then */
     _Atomic int up;                /* connected (the I/O thread's c is set) */
-    char hold_why[64];
     /* the I/O thread's own */
     redisContext *c;
     struct unit *fhead, *ftail; /* sent, waiting for replies, in order */
@@ -94,7 +93,6 @@ static void broken(struct wx_mux *m, const char *why, int timed_out)
     m->c = NULL;
     atomic_store(&m->up, 0);
     if (timed_out) {
-        snprintf(m->hold_why, sizeof m->hold_why, "timed out a moment ago");
         atomic_store(&m->hold_until, mono_ms() + m->cfg.timeout_ms);
     }
     fail_list(f, why);
@@ -105,7 +103,7 @@ static int connect_now(struct wx_mux *m, char *why, size_t whysz)
 {
     int64_t t0 = mono_ms();
     if (t0 < atomic_load(&m->hold_until)) {
-        snprintf(why, whysz, "%s", m->hold_why);
+        snprintf(why, whysz, "timed out a moment ago");
         return WX_ERR_STORE;
     }
     struct timeval tv = {m->cfg.timeout_ms / 1000, (m->cfg.timeout_ms % 1000) * 1000};
@@ -130,7 +128,6 @@ static int connect_now(struct wx_mux *m, char *why, size_t whysz)
     if (c)
         redisFree(c);
     if (mono_ms() - t0 >= m->cfg.timeout_ms / 2) { /* a hung or unreachable Redis */
-        snprintf(m->hold_why, sizeof m->hold_why, "timed out a moment ago");
         atomic_store(&m->hold_until, mono_ms() + m->cfg.timeout_ms);
     }
     return WX_ERR_STORE;
