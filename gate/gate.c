@@ -421,9 +421,7 @@ static void handle(struct wx_http_req *req, void *ud)
     size_t n = strlen(g->prefix);
     if (wx_slice_eq(req->path, "/healthz")) { /* 503 when the store is out of reach */
         req->route = "healthz";
-        pthread_mutex_lock(&g->mu);
-        int up = g->store->ops->ping(g->store) == WX_OK;
-        pthread_mutex_unlock(&g->mu);
+        int up = wx_g_store_ping(g) == WX_OK;
         wx_http_text(req, up ? 200 : 503, up ? "ok\n" : "store unavailable\n");
         return;
     }
@@ -580,6 +578,13 @@ static int setup_backends(struct gate *g, const char *appid, const char *secret,
     }
     if (wx_store_open(&g->store, db, err, errsz))
         return WX_ERR_INVALID;
+    if (!g->store->ops->atomic_batches && g->store->ops->share) { /* Redis: gate_internal.h */
+        if (wx_store_open(&g->loop_store, db, err, errsz) ||
+            g->loop_store->ops->share(g->loop_store) != WX_OK) {
+            snprintf(err, errsz, "cannot start the shared Redis connection");
+            return WX_ERR_INVALID;
+        }
+    }
     struct wx_client_config cc = {0};
     struct wx_error e = {0};
     cc.appid = appid;
@@ -693,8 +698,15 @@ int wx_gate_main(int argc, char **argv)
     pthread_mutex_init(&g->mu, NULL);
     wx_metrics_init(&g->metrics);
     /* One event loop answers every request; logins' token calls go to the pool. */
-    struct wx_http_config hc = {
-        host, (int)strtol(colon + 1, NULL, 10), handle, on_done, g, &g->log, 0, 30};
+    struct wx_http_config hc = {host,
+                                (int)strtol(colon + 1, NULL, 10),
+                                handle,
+                                on_done,
+                                g,
+                                &g->log,
+                                0,
+                                30,
+                                g->loop_store != NULL};
     if (wx_pool_start(&g->pool, (int)wx_cfg_int(&g->cfg, "threads"), "wx-gate-work")) {
         fprintf(stderr, "wxauth gate: cannot start the worker threads\n");
         goto done;
@@ -726,6 +738,8 @@ done:
     wx_client_free(g->web.client);
     if (g->store)
         g->store->ops->close(g->store);
+    if (g->loop_store)
+        g->loop_store->ops->close(g->loop_store);
     sodium_memzero(g->seal_keys, sizeof g->seal_keys);
     wx_cfg_free(&g->cfg);
     return rc;

@@ -68,9 +68,15 @@ struct gate {
     const char *allowed_hosts;
     struct wx_log log;
     struct wx_metrics metrics;
-    /* The store (sign-outs, redeemed codes, the refresher claim): one connection, one lock. */
+    /*
+     * The store (sign-outs, redeemed codes, the refresher claim): one connection, one lock, for
+     * the workers (and for everything on SQLite). On Redis the loop's handlers run on fibers
+     * and use loop_store, the shared pipelined connection, without the lock (lib/fiber.h: a
+     * store call parks the request, not the loop; no lock may be held across it).
+     */
     pthread_mutex_t mu;
     struct wx_store *store;
+    struct wx_store *loop_store;
     struct wx_pool *pool; /* workers for calls to WeChat */
 };
 
@@ -87,6 +93,8 @@ const char *wx_g_scope_str(int scope);
 /* The app whose openid the session holds. */
 const struct app_client *wx_g_session_client(const struct gate *g, const struct session *s);
 
+/* Pings the store this thread may use: WX_OK when it answers. */
+int wx_g_store_ping(struct gate *g);
 /* Ends session s for good: its id (hashed) joins the store's sign-out list. WX_OK or an error. */
 int wx_g_sign_out(struct gate *g, const struct session *s);
 

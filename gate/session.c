@@ -13,6 +13,7 @@
 
 #include <wxauth/wxauth.h>
 
+#include "fiber.h"
 #include "gate_internal.h"
 #include "http.h"
 #include "seal.h"
@@ -67,11 +68,34 @@ static void kv_key(char kind, const void *id, size_t len, unsigned char out[16])
     crypto_generichash_final(&st, out, 16);
 }
 
+/* The store this thread may use now: the loop's on a fiber, else the locked one. */
+static struct wx_store *store_take(struct gate *g)
+{
+    if (g->loop_store && wx_fiber_self())
+        return g->loop_store;
+    pthread_mutex_lock(&g->mu);
+    return g->store;
+}
+
+static void store_give(struct gate *g, struct wx_store *s)
+{
+    if (s != g->loop_store)
+        pthread_mutex_unlock(&g->mu);
+}
+
+int wx_g_store_ping(struct gate *g)
+{
+    struct wx_store *s = store_take(g);
+    int rc = s->ops->ping(s);
+    store_give(g, s);
+    return rc;
+}
+
 static int store_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until)
 {
-    pthread_mutex_lock(&g->mu);
-    int rc = g->store->ops->kv_put(g->store, key, v, strlen(v), until);
-    pthread_mutex_unlock(&g->mu);
+    struct wx_store *s = store_take(g);
+    int rc = s->ops->kv_put(s, key, v, strlen(v), until);
+    store_give(g, s);
     return rc;
 }
 
@@ -86,9 +110,9 @@ int wx_g_sign_out(struct gate *g, const struct session *s)
 static int store_get(struct gate *g, const unsigned char key[16], char *out, size_t outsz)
 {
     size_t n = 0;
-    pthread_mutex_lock(&g->mu);
-    int rc = g->store->ops->kv_get(g->store, key, wx_g_now_s(), out, outsz - 1, &n);
-    pthread_mutex_unlock(&g->mu);
+    struct wx_store *s = store_take(g);
+    int rc = s->ops->kv_get(s, key, wx_g_now_s(), out, outsz - 1, &n);
+    store_give(g, s);
     out[rc == WX_OK ? n : 0] = '\0';
     return rc;
 }
@@ -96,9 +120,9 @@ static int store_get(struct gate *g, const unsigned char key[16], char *out, siz
 /* WX_OK for the first claimant of key, WX_ERR_CONFLICT for everyone after. */
 static int store_claim(struct gate *g, const unsigned char key[16], int64_t until)
 {
-    pthread_mutex_lock(&g->mu);
-    int rc = g->store->ops->nonce_use(g->store, key, until);
-    pthread_mutex_unlock(&g->mu);
+    struct wx_store *s = store_take(g);
+    int rc = s->ops->nonce_use(s, key, until);
+    store_give(g, s);
     return rc;
 }
 

@@ -17,10 +17,18 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fiber.h"
 #include "http.h"
 #include "metrics.h"
 
-enum { PH_NEW, PH_BODY, PH_WAIT, PH_READY, PH_SENT };
+/*
+ * PH_RUN: the handler is running (on a fiber: maybe parked and continued several times).
+ * PH_PARKED: its fiber waits on the store, the connection suspended. PH_WAIT: the handler handed
+ * the response to another thread (wx_http_suspend), which sets PH_READY with wx_http_resume.
+ */
+enum { PH_NEW, PH_BODY, PH_RUN, PH_PARKED, PH_WAIT, PH_READY, PH_SENT };
+
+#define WX_HTTP_DRAIN_MS 10000 /* at stop, the longest wait for parked handlers to finish */
 
 /*
  * The server runs its own event loop around MHD's external epoll mode instead of MHD's internal
@@ -39,6 +47,7 @@ struct wx_http_server {
     pthread_t loop;
     atomic_int stopping;
     atomic_int wake_pending; /* a wake-up was sent and the loop has not yet rescanned resumes */
+    int fibers;              /* handlers on fibers not yet finished (the loop thread's own) */
 };
 
 static _Thread_local struct wx_http_server *held_srv;
@@ -53,22 +62,32 @@ static void wake_loop(struct wx_http_server *s)
     (void)n; /* only fails when the counter is full, and then the loop is awake anyway */
 }
 
+/*
+ * MHD_run_wait() first moves resumed connections back to work, then waits in epoll. Clearing
+ * wake_pending before the next call means that any resume whose wake-up was skipped (because
+ * one was pending) is picked up by that call's rescan.
+ */
+static void loop_once(struct wx_http_server *s, int32_t wait_ms)
+{
+    MHD_run_wait(s->d, wait_ms);
+    if (atomic_exchange(&s->wake_pending, 0)) {
+        uint64_t v;
+        ssize_t n = read(s->wake_fd, &v, sizeof v); /* keeps the counter small */
+        (void)n;
+    }
+}
+
 static void *loop_main(void *arg)
 {
     struct wx_http_server *s = arg;
-    while (!atomic_load(&s->stopping)) {
-        /*
-         * MHD_run_wait() first moves resumed connections back to work, then waits in epoll.
-         * Clearing wake_pending before the next call means that any resume whose wake-up was
-         * skipped (because one was pending) is picked up by that call's rescan.
-         */
-        MHD_run_wait(s->d, -1);
-        if (atomic_exchange(&s->wake_pending, 0)) {
-            uint64_t v;
-            ssize_t n = read(s->wake_fd, &v, sizeof v); /* keeps the counter small */
-            (void)n;
-        }
-    }
+    while (!atomic_load(&s->stopping))
+        loop_once(s, -1);
+    /* Handlers parked on the store finish (each bounded by the store's timeout) before MHD's
+     * stop frees their requests. */
+    int64_t until = wx_mono_ns() + (int64_t)WX_HTTP_DRAIN_MS * 1000000;
+    while (s->fibers > 0 && wx_mono_ns() < until)
+        loop_once(s, 20);
+    wx_fiber_pool_drain();
     return NULL;
 }
 
@@ -224,18 +243,27 @@ void wx_http_record(struct wx_http_req *req, const struct wx_log *log, struct wx
 void wx_http_suspend(struct wx_http_req *req)
 {
     req->phase = PH_WAIT;
+    req->suspended = 1;
     MHD_suspend_connection(req->conn);
 }
 
-void wx_http_resume(struct wx_http_req *req)
+/* The suspended connection goes back to MHD, whose loop is woken (once per held batch). */
+static void resume_conn(struct wx_http_req *req)
 {
     struct wx_http_server *s = req->server;
-    req->phase = PH_READY;
     MHD_resume_connection(req->conn);
     if (held_srv == s)
         held_wake = 1;
     else
         wake_loop(s);
+}
+
+void wx_http_resume(struct wx_http_req *req)
+{
+    if (req->phase != PH_WAIT)
+        return; /* never suspended: the response was completed on the handler's own fiber */
+    req->phase = PH_READY;
+    resume_conn(req);
 }
 
 /* MHD's free callback for a response body: bodies carry tokens and codes, so they are wiped
@@ -267,6 +295,47 @@ static enum MHD_Result send_response(struct wx_http_req *req)
     enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* ---- handlers on fibers (fiber.h): a store call parks the request instead of the loop ---- */
+
+static void fiber_main(void *arg)
+{
+    struct wx_http_req *req = arg;
+    req->server->cfg.handler(req, req->server->cfg.ud);
+}
+
+/* On the loop thread, inside the access handler: before the store can answer. */
+static void fiber_park(void *ud)
+{
+    struct wx_http_req *req = ud;
+    req->phase = PH_PARKED;
+    MHD_suspend_connection(req->conn);
+}
+
+/* Any thread: the store answered; MHD calls the access handler again, which continues it. */
+static void fiber_wake(void *ud)
+{
+    struct wx_http_req *req = ud;
+    if (!atomic_load(&req->orphan))
+        resume_conn(req);
+}
+
+/*
+ * After the handler returned (finished) or its fiber parked. A handler that handed its
+ * response to another thread (wx_http_suspend) waits for MHD's call after the resume, even if
+ * that thread already set PH_READY: the response is sent from that call, never twice.
+ */
+static enum MHD_Result after_handler(struct wx_http_req *req, int finished)
+{
+    if (!finished)
+        return MHD_YES; /* parked: the connection is suspended */
+    req->fiber = NULL;
+    if (req->suspended) {
+        req->suspended = 0;
+        return MHD_YES;
+    }
+    return send_response(req);
 }
 
 /* RFC 9112 §6.3: a message with both framings is an attack vector; refuse and close. */
@@ -305,10 +374,23 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             wx_http_text(req, 413, "Payload Too Large\n");
             return send_response(req);
         }
+        req->phase = PH_RUN;
+        if (srv->cfg.fibers) {
+            struct wx_fiber_hooks h = {fiber_park, fiber_wake, req};
+            int r = wx_fiber_start(&req->fiber, fiber_main, req, &h);
+            if (r >= 0) {
+                srv->fibers += r == 0;
+                return after_handler(req, r);
+            }
+        }
         srv->cfg.handler(req, srv->cfg.ud);
-        if (req->phase == PH_WAIT)
-            return MHD_YES;
-        return send_response(req);
+        return after_handler(req, 1);
+    }
+    if (req->phase == PH_PARKED) { /* woken: the fiber goes on */
+        req->phase = PH_RUN;
+        int r = wx_fiber_continue(req->fiber);
+        srv->fibers -= r == 1;
+        return after_handler(req, r);
     }
     if (req->phase == PH_READY)
         return send_response(req);
@@ -322,6 +404,11 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct wx_http_req *req = *con_cls;
     if (!req)
         return;
+    *con_cls = NULL;
+    if (req->fiber) { /* still parked (a stop that timed out): leak it rather than free it */
+        atomic_store(&req->orphan, 1);
+        return;
+    }
     if (srv->cfg.on_done)
         srv->cfg.on_done(req, srv->cfg.ud);
     free_req(req);

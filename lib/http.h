@@ -46,6 +46,9 @@ struct wx_http_req {
     struct wx_http_server *server;
     int phase;
     int body_too_big;
+    int suspended;          /* the handler called wx_http_suspend */
+    struct wx_fiber *fiber; /* the handler's fiber while it is parked */
+    _Atomic int orphan;     /* freed by MHD while parked (a stop that could not wait) */
 };
 
 struct wx_http_config {
@@ -58,6 +61,11 @@ struct wx_http_config {
     const struct wx_log *log;
     unsigned conn_limit;
     unsigned timeout_s;
+    /*
+     * 1: each handler runs on a fiber (fiber.h), so that a store call that waits on the network
+     * parks its request instead of the loop (the Redis store); 0: handlers run on the loop.
+     */
+    int fibers;
 };
 
 int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg, char *err,
@@ -90,7 +98,8 @@ void wx_http_record(struct wx_http_req *req, const struct wx_log *log, struct wx
 
 /*
  * Asynchronous completion: the handler calls wx_http_suspend() before handing the request to
- * another thread; that thread fills the response and calls wx_http_resume().
+ * another thread; that thread fills the response and calls wx_http_resume(). A resume of a
+ * request that was never suspended does nothing (its handler completed it on its own fiber).
  */
 void wx_http_suspend(struct wx_http_req *req);
 void wx_http_resume(struct wx_http_req *req);

@@ -283,13 +283,26 @@ int wx_rc_connect(struct wx_rc *conn)
     return rc;
 }
 
+/*
+ * A unit on the shared connection. The reason goes through a buffer of this call's own (the
+ * I/O thread writes it, and parked fibers share conn), copied into conn->why on this thread.
+ */
+static int mux_run(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+{
+    char why[sizeof conn->why];
+    int rc = wx_mux_run(conn->mux, a, n, out, why, sizeof why);
+    if (rc)
+        memcpy(conn->why, why, sizeof why);
+    return rc;
+}
+
 /* Runs one command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
 int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
 {
     *out = NULL;
     redisReply *r = NULL;
     if (conn->mux) {
-        if (wx_mux_run(conn->mux, a, 1, &r, conn->why, sizeof conn->why))
+        if (mux_run(conn, a, 1, &r))
             return WX_ERR_STORE;
     } else {
         if (a->over || wx_rc_connect(conn))
@@ -321,7 +334,7 @@ int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply *
         if (a[i].over)
             return WX_ERR_STORE;
     if (conn->mux) {
-        if (wx_mux_run(conn->mux, a, n, out, conn->why, sizeof conn->why))
+        if (mux_run(conn, a, n, out))
             return WX_ERR_STORE;
         got = n;
         rc = WX_OK;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fiber.h"
 #include "redis_mux.h"
 
 struct unit {
@@ -28,7 +29,8 @@ struct unit {
     redisReply **out;
     char *why;
     size_t whysz;
-    int64_t deadline; /* monotonic ms */
+    int64_t deadline;       /* monotonic ms */
+    struct wx_fiber *fiber; /* the caller parked on a fiber (fiber.h), or NULL: it waits on done */
     sem_t done;
     struct unit *next;
 };
@@ -71,7 +73,10 @@ static void finish(struct unit *u, int rc, const char *why)
             snprintf(u->why, u->whysz, "%s", why);
     }
     u->rc = rc;
-    sem_post(&u->done);
+    if (u->fiber)
+        wx_fiber_wake(u->fiber);
+    else
+        sem_post(&u->done);
 }
 
 static void fail_list(struct unit *u, const char *why)
@@ -214,7 +219,12 @@ static void *io_main(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /*
+     * The units answered in one pass wake their fibers together, after the next batch is on
+     * its way to Redis (the event loop they resume on is woken once for them all).
+     */
     for (;;) {
+        wx_fiber_hold_wakes();
         pthread_mutex_lock(&m->mu);
         struct unit *batch = m->qhead;
         m->qhead = m->qtail = NULL;
@@ -223,6 +233,7 @@ static void *io_main(void *arg)
         if (batch)
             send_units(m, batch);
         flush_output(m);
+        wx_fiber_release_wakes();
         if (stop && !m->fhead)
             break;
         pthread_mutex_lock(&m->mu);
@@ -245,6 +256,7 @@ static void *io_main(void *arg)
             timeout = left < 0 ? 0 : (int)left;
         }
         int n = poll(p, 2, timeout);
+        wx_fiber_hold_wakes();
         pthread_mutex_lock(&m->mu);
         m->sleeping = 0;
         pthread_mutex_unlock(&m->mu);
@@ -257,7 +269,9 @@ static void *io_main(void *arg)
             read_replies(m);
         if (m->fhead && mono_ms() >= m->fhead->deadline)
             broken(m, "timed out", 1);
+        /* the wakes of what was answered here go out after the next batch is sent (top) */
     }
+    wx_fiber_release_wakes();
     if (m->c)
         redisFree(m->c);
     m->c = NULL;
@@ -353,13 +367,52 @@ int wx_mux_ready(struct wx_mux *m, char *why, size_t whysz)
         return WX_OK;
     struct wx_rc_args a; /* down: connecting is the test (a PING, as the handshake ends) */
     redisReply *r = NULL;
+    char w[128]; /* written by the I/O thread: the caller's why may be shared (redis_conn.c) */
     wx_rc_arg_cmd(&a, "PING");
-    int rc = wx_mux_run(m, &a, 1, &r, why, whysz);
+    int rc = wx_mux_run(m, &a, 1, &r, w, sizeof w);
+    if (rc != WX_OK)
+        snprintf(why, whysz, "%s", w);
     if (rc == WX_OK) {
         rc = r->type == REDIS_REPLY_STATUS ? WX_OK : WX_ERR_STORE;
         freeReplyObject(r);
     }
     return rc;
+}
+
+/* Queues u for the I/O thread: WX_OK, or WX_ERR_STORE when the connection is closing. */
+static int enqueue(struct wx_mux *m, struct unit *u)
+{
+    pthread_mutex_lock(&m->mu);
+    int refused = m->stopping, wake = 0;
+    if (!refused) {
+        if (m->qtail)
+            m->qtail->next = u;
+        else
+            m->qhead = u;
+        m->qtail = u;
+        if (m->sleeping && !m->woken)
+            wake = m->woken = 1;
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t w = write(m->efd, &one, sizeof one);
+        (void)w;
+    }
+    return refused ? WX_ERR_STORE : WX_OK;
+}
+
+struct park {
+    struct wx_mux *m;
+    struct unit *u;
+};
+
+/* A fiber's unit, handed over once its request is suspended (fiber.h). */
+static void submit_parked(void *arg)
+{
+    struct park *k = arg;
+    if (enqueue(k->m, k->u) != WX_OK)
+        finish(k->u, WX_ERR_STORE, "the store is closing"); /* wakes the fiber at once */
 }
 
 int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, char *why,
@@ -379,28 +432,17 @@ int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, 
         return WX_ERR_STORE;
     struct unit u = {.a = a, .n = n, .out = out, .why = why, .whysz = whysz};
     u.deadline = mono_ms() + m->cfg.timeout_ms;
-    sem_init(&u.done, 0, 0);
-    pthread_mutex_lock(&m->mu);
-    int refused = m->stopping, wake = 0;
-    if (!refused) {
-        if (m->qtail)
-            m->qtail->next = &u;
-        else
-            m->qhead = &u;
-        m->qtail = &u;
-        if (m->sleeping && !m->woken)
-            wake = m->woken = 1;
+    u.fiber = wx_fiber_self();
+    if (u.fiber) { /* park: the event loop goes on meanwhile */
+        struct park k = {m, &u};
+        wx_fiber_wait(submit_parked, &k);
+        return u.rc;
     }
-    pthread_mutex_unlock(&m->mu);
-    if (refused) {
+    sem_init(&u.done, 0, 0);
+    if (enqueue(m, &u) != WX_OK) {
         sem_destroy(&u.done);
         snprintf(why, whysz, "the store is closing");
         return WX_ERR_STORE;
-    }
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t w = write(m->efd, &one, sizeof one);
-        (void)w;
     }
     while (sem_wait(&u.done) != 0 && errno == EINTR)
         ;

@@ -202,10 +202,17 @@ static int rd_share(struct wx_store *s)
     return WX_OK;
 }
 
-/* Begins a batch or a group of reads: only makes sure Redis is reachable (see the top). */
+/* Begins a batch: only makes sure Redis is reachable (see the top). */
 static int rd_begin(struct wx_store *s)
 {
     return wx_rc_connect(&RD(s)->conn);
+}
+
+/* Begins a group of reads: sees every write made before, so the cached apps go. */
+static int rd_read_begin(struct wx_store *s)
+{
+    wx_rd_apps_changed(RD(s));
+    return rd_begin(s);
 }
 
 static int rd_commit(struct wx_store *s)
@@ -316,7 +323,7 @@ static int rd_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
     struct wx_rc_args a;
     redisReply *r;
     int64_t gen, status = -1;
-    int rc = wx_rd_app_gen(d, app_id, &gen);
+    int rc = wx_rd_app_gen(d, app_id, &gen, 1);
     if (rc)
         return rc; /* no such app: nobody may redeem it */
     wx_rc_arg_script(&a, 3);
@@ -357,7 +364,7 @@ static int rd_grant_insert(struct wx_store *s, struct wx_grant *g)
     struct rd *d = RD(s);
     struct wx_rc_args f;
     int64_t gen = 0;
-    int rc = wx_rd_app_gen(d, g->app_id, &gen);
+    int rc = wx_rd_app_gen(d, g->app_id, &gen, 1);
     if (rc && rc != WX_ERR_NOTFOUND)
         return rc;
     wx_rc_arg_clear(&f);
@@ -584,7 +591,7 @@ static const struct wx_store_ops redis_ops = {
     .batch_commit = rd_commit,
     .batch_rollback = rd_end,
     .checkpoint = NULL,
-    .read_begin = rd_begin,
+    .read_begin = rd_read_begin,
     .read_end = rd_end,
     .master_key = rd_master_key,
     .app_insert = wx_rd_app_insert,

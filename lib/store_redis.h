@@ -23,9 +23,29 @@
 /* The Lua scripts (the table lua[] in store_redis.c), run with wx_rc_eval*. */
 enum { L_NEW, L_REDEEM, L_ACCESS_GET, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };
 
+/*
+ * Apps read by this connection, reused until the next read_begin (and at most RD_APP_FRESH_NS):
+ * every token check needs its app and its generation, and apps change only by admin calls. So
+ * a group of reads sees the apps as they were when it began, as a SQLite read transaction does
+ * (a provider begins one at most every 10 ms, WX_SNAPSHOT_NS). This connection's own changes
+ * clear the cache at once; writes that record a generation (a redemption, a new grant) read it
+ * fresh; and a cached app answers only while Redis is reachable. Only a store on the shared
+ * connection (the servers' request path: the share op) caches; one on its own connection (the
+ * CLI, tools) reads every time.
+ */
+#define RD_APP_CACHE    64
+#define RD_APP_FRESH_NS 10000000LL
+
+struct rd_app {
+    struct wx_app app;
+    int64_t gen;
+    int64_t at_ns; /* when read (monotonic); 0: empty */
+};
+
 struct rd {
     struct wx_store base;
-    struct wx_rc conn; /* the connection, its URL settings and the scripts' SHAs */
+    struct wx_rc conn;                /* the connection, its URL settings and the scripts' SHAs */
+    struct rd_app apps[RD_APP_CACHE]; /* by id % RD_APP_CACHE */
 };
 
 static inline struct rd *RD(struct wx_store *s)
@@ -55,8 +75,13 @@ static inline int64_t fresh_id(int64_t kin)
 
 /* ---- store_redis_registry.c: app generations ---- */
 
-/* The app's generation (bumped by each secret reset); WX_ERR_NOTFOUND once it is deleted. */
-int wx_rd_app_gen(struct rd *d, int64_t app_id, int64_t *gen);
+/*
+ * The app's generation (bumped by each secret reset); WX_ERR_NOTFOUND once it is deleted.
+ * fresh: read from Redis (for a write that records it), else the cache may answer.
+ */
+int wx_rd_app_gen(struct rd *d, int64_t app_id, int64_t *gen, int fresh);
+/* Forgets the cached apps (after a change to one). */
+void wx_rd_apps_changed(struct rd *d);
 /* Sets *revoked when gen is older than the app's; WX_ERR_NOTFOUND once the app is deleted. */
 int wx_rd_check_gen(struct rd *d, int64_t app_id, int64_t gen, int *revoked);
 

@@ -8,15 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "store_redis.h"
 
 #define RD_CHUNK 64 /* records fetched per pipeline in list calls */
 
 /* ---- apps ---- */
 
-#define APP_FIELDS 9
-static const char *const app_fields[APP_FIELDS] = {"appid", "name",  "dom",     "oa", "menu",
-                                                   "kind",  "https", "created", "mac"};
+#define APP_FIELDS 10
+static const char *const app_fields[APP_FIELDS] = {"appid", "name",  "dom",     "oa",  "menu",
+                                                   "kind",  "https", "created", "mac", "gen"};
 
 static void hmget_app(struct rd *d, struct wx_rc_args *a, int64_t id)
 {
@@ -26,8 +27,8 @@ static void hmget_app(struct rd *d, struct wx_rc_args *a, int64_t id)
         wx_rc_arg_str(a, app_fields[i]);
 }
 
-/* Fills out from an HMGET of app_fields; 0 when the app does not exist. */
-static int read_app(const redisReply *r, int64_t id, struct wx_app *out)
+/* Fills out (and *gen, if given) from an HMGET of app_fields; 0 when the app does not exist. */
+static int read_app(const redisReply *r, int64_t id, struct wx_app *out, int64_t *gen)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != APP_FIELDS ||
         r->element[0]->type != REDIS_REPLY_STRING)
@@ -44,7 +45,56 @@ static int read_app(const redisReply *r, int64_t id, struct wx_app *out)
     out->https_only = (int)wx_rc_reply_num(e[6]);
     out->created = wx_rc_reply_num(e[7]);
     wx_rc_reply_mac(e[8], out->secret_mac);
+    if (gen)
+        *gen = wx_rc_reply_num(e[9]);
     return 1;
+}
+
+/* ---- the app cache (store_redis.h) ---- */
+
+void wx_rd_apps_changed(struct rd *d)
+{
+    for (int i = 0; i < RD_APP_CACHE; i++)
+        d->apps[i].at_ns = 0;
+}
+
+/* A cached copy still fresh, or NULL. Only the shared connection caches (store_redis.h). */
+static struct rd_app *cached_app(struct rd *d, int64_t id)
+{
+    struct rd_app *c = &d->apps[(uint64_t)id % RD_APP_CACHE];
+    return d->conn.mux && c->at_ns && c->app.id == id && wx_mono_ns() - c->at_ns < RD_APP_FRESH_NS
+               ? c
+               : NULL;
+}
+
+/*
+ * A cached copy is an answer only while Redis is reachable (no I/O on the shared connection):
+ * a Redis that is down fails every call, cached or not, as SQLite's missing file would.
+ */
+static int cache_usable(struct rd *d)
+{
+    return wx_rc_connect(&d->conn) == WX_OK;
+}
+
+/* Reads app id from Redis into out and *gen, and keeps it. */
+static int fetch_app(struct rd *d, int64_t id, struct wx_app *out, int64_t *gen)
+{
+    struct wx_rc_args a;
+    redisReply *r;
+    int64_t t = wx_mono_ns();
+    hmget_app(d, &a, id);
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    rc = read_app(r, id, out, gen) ? WX_OK : WX_ERR_NOTFOUND;
+    freeReplyObject(r);
+    if (rc == WX_OK) {
+        struct rd_app *c = &d->apps[(uint64_t)id % RD_APP_CACHE];
+        c->app = *out;
+        c->gen = *gen;
+        c->at_ns = t; /* from before the read: never fresher than it is */
+    }
+    return rc;
 }
 
 /* The fields app_update may change. */
@@ -78,7 +128,9 @@ int wx_rd_app_insert(struct wx_store *s, struct wx_app *app)
     wx_rc_arg_str(&a, "mac");
     wx_rc_arg_bin(&a, app->secret_mac, WX_CRED_MAC);
     wx_rc_arg_field(&a, "gen", 0);
-    if ((rc = wx_rc_eval_int(&d->conn, L_REG_NEW, &a, &ok)))
+    rc = wx_rc_eval_int(&d->conn, L_REG_NEW, &a, &ok);
+    wx_rd_apps_changed(d);
+    if (rc)
         return rc;
     if (!ok)
         return WX_ERR_CONFLICT;
@@ -89,15 +141,13 @@ int wx_rd_app_insert(struct wx_store *s, struct wx_app *app)
 int wx_rd_app_by_id(struct wx_store *s, int64_t id, struct wx_app *out)
 {
     struct rd *d = RD(s);
-    struct wx_rc_args a;
-    redisReply *r;
-    hmget_app(d, &a, id);
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    rc = read_app(r, id, out) ? WX_OK : WX_ERR_NOTFOUND;
-    freeReplyObject(r);
-    return rc;
+    struct rd_app *c = cached_app(d, id);
+    int64_t gen;
+    if (c) {
+        *out = c->app;
+        return cache_usable(d) ? WX_OK : WX_ERR_STORE;
+    }
+    return fetch_app(d, id, out, &gen);
 }
 
 int wx_rd_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out)
@@ -108,6 +158,13 @@ int wx_rd_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out
     int64_t id = 0;
     if (strlen(appid) > WX_APPID_LEN)
         return WX_ERR_NOTFOUND; /* no app has it (a request's parameter may be 4 KiB) */
+    for (int i = 0; i < RD_APP_CACHE; i++) {
+        struct rd_app *c = &d->apps[i];
+        if (c->at_ns && !strcmp(c->app.appid, appid) && cached_app(d, c->app.id) == c) {
+            *out = c->app;
+            return cache_usable(d) ? WX_OK : WX_ERR_STORE;
+        }
+    }
     wx_rc_arg_cmd(&a, "GET");
     wx_rc_arg_key(&d->conn, &a, "{r}:appid:%s", appid);
     int rc = wx_rc_call(&d->conn, &a, &r);
@@ -167,7 +224,7 @@ static int each_app(struct rd *d, const int64_t *ids, size_t n, int64_t user_id,
         for (size_t i = 0; i < m; i++) {
             const redisReply *app = r[per * i], *fol = per == 2 ? r[per * i + 1] : NULL;
             int want = !fol || (fol->type == REDIS_REPLY_INTEGER && fol->integer);
-            if (want && read_app(app, ids[at + i], &apps[found]))
+            if (want && read_app(app, ids[at + i], &apps[found], NULL))
                 found++;
         }
         for (size_t i = 0; i < k; i++)
@@ -221,7 +278,9 @@ int wx_rd_app_delete(struct wx_store *s, int64_t id)
     wx_rc_arg_key(&d->conn, &a, "{r}:consent:%lld", (long long)id);
     wx_rc_arg_key(&d->conn, &a, "{r}:basiclast:%lld", (long long)id);
     wx_rc_arg_i64(&a, id);
-    return wx_rc_eval_int(&d->conn, L_APP_DEL, &a, &done);
+    rc = wx_rc_eval_int(&d->conn, L_APP_DEL, &a, &done);
+    wx_rd_apps_changed(d);
+    return rc;
 }
 
 /* Sets fields of an existing registry record (bump: a new generation); NOTFOUND if none. */
@@ -240,7 +299,9 @@ int wx_rd_app_update(struct wx_store *s, const struct wx_app *app)
     wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)app->id);
     wx_rc_arg_str(&a, "0");
     a_app_settings(&a, app);
-    return reg_set(d, &a, &ok);
+    int rc = reg_set(d, &a, &ok);
+    wx_rd_apps_changed(d);
+    return rc;
 }
 
 int wx_rd_app_set_secret(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC])
@@ -253,32 +314,28 @@ int wx_rd_app_set_secret(struct wx_store *s, int64_t id, const unsigned char mac
     wx_rc_arg_str(&a, "1");
     wx_rc_arg_str(&a, "mac");
     wx_rc_arg_bin(&a, mac, WX_CRED_MAC);
-    return reg_set(d, &a, &ok);
+    int rc = reg_set(d, &a, &ok);
+    wx_rd_apps_changed(d);
+    return rc;
 }
 
 /* The app's generation (bumped by each secret reset); WX_ERR_NOTFOUND once it is deleted. */
-int wx_rd_app_gen(struct rd *d, int64_t app_id, int64_t *gen)
+int wx_rd_app_gen(struct rd *d, int64_t app_id, int64_t *gen, int fresh)
 {
-    struct wx_rc_args a;
-    redisReply *r;
-    wx_rc_arg_cmd(&a, "HGET");
-    wx_rc_arg_key(&d->conn, &a, "{r}:app:%lld", (long long)app_id);
-    wx_rc_arg_str(&a, "gen");
-    int rc = wx_rc_call(&d->conn, &a, &r);
-    if (rc)
-        return rc;
-    rc = r->type == REDIS_REPLY_NIL ? WX_ERR_NOTFOUND
-         : wx_rc_reply_i64(r, gen)  ? WX_OK
-                                    : WX_ERR_STORE;
-    freeReplyObject(r);
-    return rc;
+    struct rd_app *c = fresh ? NULL : cached_app(d, app_id);
+    struct wx_app app;
+    if (c) {
+        *gen = c->gen;
+        return cache_usable(d) ? WX_OK : WX_ERR_STORE;
+    }
+    return fetch_app(d, app_id, &app, gen);
 }
 
 /* Revoked when issued under an older generation of its app; gone with the app. */
 int wx_rd_check_gen(struct rd *d, int64_t app_id, int64_t gen, int *revoked)
 {
     int64_t now_gen;
-    int rc = wx_rd_app_gen(d, app_id, &now_gen);
+    int rc = wx_rd_app_gen(d, app_id, &now_gen, 0);
     if (rc == WX_OK && gen < now_gen)
         *revoked = 1;
     return rc;

@@ -116,23 +116,32 @@ static int run_txn(struct wx_store *s, struct wx_job *first, struct wx_job *stop
  * A store without atomic batches (Redis): each job runs once; one that fails is answered as
  * failed and the others stand. (Running them again, as for SQLite, would redo their writes.)
  */
-static void run_standalone(struct wx_writer *w, struct wx_store *s, struct wx_job *batch)
+static void run_standalone(struct wx_writer *w, struct wx_store *s, struct wx_job *batch,
+                           int with_hooks)
 {
     int began = s->ops->batch_begin(s) == WX_OK;
     for (struct wx_job *j = batch; j; j = j->next)
         j->ran_ok = began && j->run(j, s) == 0;
     int committed = began && s->ops->batch_commit(s) == WX_OK;
     uint64_t good = 0;
-    hooks(w, 0);
+    if (with_hooks)
+        hooks(w, 0);
     for (struct wx_job *j = batch, *next; j; j = next) {
         next = j->next;
         int done_ok = committed && j->ran_ok;
         good += (uint64_t)done_ok;
         j->done(j, done_ok);
     }
-    hooks(w, 1);
+    if (with_hooks)
+        hooks(w, 1);
     atomic_fetch_add(&w->batches, 1);
     atomic_fetch_add(&w->jobs, good);
+}
+
+void wx_writer_run_here(struct wx_writer *w, struct wx_store *s, struct wx_job *job)
+{
+    job->next = NULL;
+    run_standalone(w, s, job, 0);
 }
 
 /*
@@ -146,7 +155,7 @@ static void run_batch(struct wx_writer *w, struct wx_store *s, struct wx_job *ba
     for (struct wx_job *j = batch; j; j = j->next)
         n++;
     if (!s->ops->atomic_batches) {
-        run_standalone(w, s, batch);
+        run_standalone(w, s, batch, 1);
         return;
     }
     if (run_txn(s, batch, NULL, &failed)) {

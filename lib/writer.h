@@ -41,6 +41,12 @@ int wx_writer_start(struct wx_writer **out, struct wx_store *store, int max_batc
 int wx_writer_start_lanes(struct wx_writer **out, struct wx_store **stores, int n, int max_batch);
 void wx_writer_submit(struct wx_writer *w, struct wx_job *job);
 /*
+ * For a store without atomic batches whose calls park a fiber instead of blocking (Redis on the
+ * provider's HTTP loop): runs job on the calling thread with store s, then done(), exactly as
+ * a lane would (counted in the stats alike). s must be a store this thread may use.
+ */
+void wx_writer_run_here(struct wx_writer *w, struct wx_store *s, struct wx_job *job);
+/*
  * Optional: before() and after() run on the writer thread around the done() calls of a batch
  * that committed (the provider holds the HTTP loop's wake-ups there: one wake-up per batch).
  */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fiber.h"
 #include "html.h"
 #include "provider.h"
 #include "seal.h"
@@ -239,7 +240,9 @@ static void read_snapshot(struct wx_provider *p)
     uint64_t commits = 0, jobs = 0;
     int64_t now = wx_mono_ns();
     wx_writer_stats(p->writer, &commits, &jobs);
-    if (p->snap_open && (commits != p->snap_commits || now - p->snap_ns > WX_SNAPSHOT_NS)) {
+    /* Redis has no snapshot to move past: its own writes are seen at once (store_redis.h) */
+    int moved = p->rd->ops->atomic_batches && commits != p->snap_commits;
+    if (p->snap_open && (moved || now - p->snap_ns > WX_SNAPSHOT_NS)) {
         p->rd->ops->read_end(p->rd);
         p->snap_open = 0;
     }
@@ -315,6 +318,11 @@ void wx_p_submit(struct wx_provider *p, struct wx_http_req *req, struct wx_job *
 {
     job->run = run;
     job->done = done;
+    if (p->writes_here && wx_fiber_self()) {
+        /* Redis: no transaction to group into; its fsync is shared by what arrives together */
+        wx_writer_run_here(p->writer, p->rd, job);
+        return;
+    }
     wx_http_suspend(req);
     wx_writer_submit(p->writer, job);
 }
@@ -519,7 +527,15 @@ int wx_provider_main(int argc, char **argv)
         goto done;
     }
     wr = NULL;
-    struct wx_http_config hc = {host, port, handle, on_done, p, &p->log, 0, 30};
+    struct wx_http_config hc = {host, port, handle, on_done, p, &p->log, 0, 30, 0};
+    if (!p->rd->ops->atomic_batches && p->rd->ops->share) { /* Redis: see provider.h */
+        if (p->rd->ops->share(p->rd) != WX_OK) {
+            fprintf(stderr, "wxauth provider: cannot start the shared Redis connection\n");
+            goto done;
+        }
+        hc.fibers = 1;
+        p->writes_here = 1;
+    }
     if (wx_http_start(&p->http, &hc, err, sizeof err)) {
         fprintf(stderr, "wxauth provider: %s\n", err);
         goto done;

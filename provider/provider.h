@@ -52,7 +52,13 @@ struct wx_rate {
 
 struct wx_provider {
     struct wx_cfg cfg;
-    struct wx_store *rd; /* read connection, HTTP thread only */
+    /*
+     * The HTTP thread's store (reads; on Redis, its writes too). On Redis it is the shared
+     * pipelined connection and every handler runs on a fiber (lib/fiber.h): a store call parks
+     * the request, never the loop, and the calls of parked requests share round trips.
+     */
+    struct wx_store *rd;
+    int writes_here; /* Redis: write jobs run on the request's fiber with rd, not on a lane */
     struct wx_writer *writer;
     struct wx_keys keys;
     struct wx_clock clock;

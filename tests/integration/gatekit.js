@@ -7,7 +7,11 @@ const h = require('./harness');
 
 const { freePort } = h;
 
+// A gate given no store gets a fresh one on the suite's Redis (harness.freshStore), else its
+// default (memory).
 function startGate(args, env) {
+  const own = h.freshStore();
+  if (own && !args.includes('--store') && !args.includes('--db')) args = [...args, '--store', own];
   return new Promise((resolve, reject) => {
     const child = spawn(h.BIN, ['gate', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';

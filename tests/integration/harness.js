@@ -27,13 +27,22 @@ function cliJson(args) {
   return JSON.parse(cli([...args, '--json']));
 }
 
+// The suites run on Redis too (on-redis.js sets WXAUTH_TEST_REDIS to its server's URL): then
+// every database, gate and stack that a test does not give a store gets a key prefix of its own
+// on that Redis, as fresh as a new SQLite file. null when the suite runs on SQLite.
+let storeCount = 0;
+function freshStore() {
+  const base = process.env.WXAUTH_TEST_REDIS;
+  return base ? `${base}?prefix=t${process.pid}_${++storeCount}:` : null;
+}
+
 // A fresh database directory with one app (domain localhost:<cbPort or 9000>) and users.
 // Extra options: httpsOnly, website, snapshot (list of user indexes made snapshot users).
 // db: a store URL (redis://...) instead of a fresh SQLite file.
 function makeDb({ domains = ['localhost:9000'], openAccount, menu = [], users = ['小明😀'],
   httpsOnly, website, snapshot = [], db: url } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxauth-test-'));
-  const db = url || path.join(dir, 'test.db');
+  const db = url || freshStore() || path.join(dir, 'test.db');
   const app = addApp(db, { domains, openAccount, menu, httpsOnly, website });
   const userIds = users.map((n, i) => addUser(db, n, { snapshot: snapshot.includes(i) }));
   return { dir, db, app, appid: app.appid, secret: app.secret, users: userIds };
@@ -330,7 +339,7 @@ class Browser {
 }
 
 module.exports = {
-  BIN, ADMIN, needs, cli, cliJson, cliRun, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
+  BIN, ADMIN, needs, cli, cliJson, cliRun, freshStore, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
   pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

@@ -38,6 +38,9 @@ async function startRedis() {
     url: `redis://127.0.0.1:${port}/0?prefix=t:`,
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
+    // A hung Redis: stopped (SIGSTOP), its port still open and accepting, nothing answered.
+    pause: () => { child.kill('SIGSTOP'); },
+    resume: () => { child.kill('SIGCONT'); },
     restart: launch,
     cleanup: async () => { await signal('SIGKILL'); fs.rmSync(dir, { recursive: true, force: true }); },
   };

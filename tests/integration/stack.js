@@ -28,6 +28,7 @@ const { freePort, upOrExit, onFreshPorts } = h;
 // On a shared Redis every attempt gets a key prefix of its own, so that a retried start does not
 // find the apps and users of the attempt before it (two test users of the same name).
 function startStack(opts = {}) {
+  if (!opts.redis && h.freshStore()) opts = { ...opts, redis: h.freshStore() }; // a Redis suite run
   let attempt = 0;
   return onFreshPorts(() => {
     attempt++;

@@ -966,6 +966,60 @@ static void test_redis_mux_shared(void **state)
     }
 }
 
+/*
+ * The app cache of a store on the shared connection (store_redis.h): its own changes seen at
+ * once, another connection's from its next read_begin, a secret reset's revocation likewise,
+ * and nothing answered from the cache while Redis is down.
+ */
+static void test_redis_app_cache(void **state)
+{
+    struct wx_store *s = *state, *shared, *other;
+    char err[160];
+    assert_int_equal(wx_store_open(&shared, url, err, sizeof err), WX_OK);
+    assert_int_equal(shared->ops->share(shared), WX_OK);
+    other = open_store();
+    struct wx_app a = app_spec("wx00000000000000f1"), got;
+    assert_int_equal(shared->ops->app_insert(shared, &a), WX_OK);
+    struct wx_user u = add_user(s, "小钱");
+    struct wx_code c = add_code(s, a.id, u.id, 0x3c);
+    struct wx_grant g = redeem(shared, &c, WX_OK);
+    assert_int_equal(shared->ops->read_begin(shared), WX_OK);
+    assert_int_equal(shared->ops->app_by_appid(shared, a.appid, &got), WX_OK);
+    snprintf(a.name, sizeof a.name, "自己改的");
+    assert_int_equal(shared->ops->app_update(shared, &a), WX_OK);
+    assert_int_equal(shared->ops->app_by_id(shared, a.id, &got), WX_OK);
+    assert_string_equal(got.name, "自己改的"); /* its own change: at once */
+    shared->ops->read_end(shared);
+    /* Another connection's change and secret reset: seen from the next group of reads. */
+    assert_int_equal(shared->ops->read_begin(shared), WX_OK);
+    assert_int_equal(shared->ops->app_by_id(shared, a.id, &got), WX_OK);
+    snprintf(a.name, sizeof a.name, "别人改的");
+    assert_int_equal(other->ops->app_update(other, &a), WX_OK);
+    unsigned char mac[WX_CRED_MAC];
+    memset(mac, 0x5a, sizeof mac);
+    assert_int_equal(other->ops->app_set_secret(other, a.id, mac), WX_OK);
+    shared->ops->read_end(shared);
+    assert_int_equal(shared->ops->read_begin(shared), WX_OK);
+    assert_int_equal(shared->ops->app_by_appid(shared, a.appid, &got), WX_OK);
+    assert_string_equal(got.name, "别人改的");
+    assert_memory_equal(got.secret_mac, mac, WX_CRED_MAC);
+    assert_true(grant_revoked(shared, g.id));
+    /* Cached, but Redis is gone: an error, as every other call. */
+    assert_int_equal(shared->ops->app_by_id(shared, a.id, &got), WX_OK);
+    assert_int_equal(kill(child_pid, SIGKILL), 0);
+    waitpid(child_pid, NULL, 0);
+    child_pid = 0;
+    int64_t t0 = mono_ms(), rc;
+    while ((rc = shared->ops->app_by_id(shared, a.id, &got)) == WX_OK && mono_ms() - t0 < 1000)
+        usleep(1000); /* until the connection notices (its I/O thread reads the close) */
+    assert_int_equal(rc, WX_ERR_STORE);
+    shared->ops->read_end(shared);
+    assert_int_equal(redis_start(), 0);
+    assert_back(shared);
+    other->ops->close(other);
+    shared->ops->close(shared);
+}
+
 /* ---- URLs ---- */
 
 static void test_store_urls(void **state)
@@ -1027,6 +1081,7 @@ int main(void)
     const struct CMUnitTest redis_tests[] = {
         cmocka_unit_test(test_redis_outage_and_restart),
         cmocka_unit_test(test_redis_mux_shared),
+        cmocka_unit_test(test_redis_app_cache),
     };
     const char *env = getenv("WXAUTH_TEST_STORE"), *server = getenv("WXAUTH_REDIS_SERVER");
     if (env && !strcmp(env, "redis-spawn") && (!server || access(server, X_OK) != 0)) {

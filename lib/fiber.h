@@ -1,0 +1,65 @@
+/*
+ * fiber.h — handlers that wait without blocking their thread. A request's handler runs on a
+ * fiber (a stack of its own, switched to with ucontext), and a call that would wait on the
+ * network (a Redis round trip through redis_mux.h) parks the fiber instead: the event loop goes
+ * on with other requests and continues the fiber once the answer is there. Outside a fiber the
+ * same calls block as before (the CLI, the writer lanes, the tests).
+ *
+ * One thread starts and continues its fibers (a fiber never moves between threads); any thread
+ * may wake one. Fibers are cooperative: between two parks a fiber runs alone on its thread, so
+ * what only that thread touches needs no lock, and no lock may be held across a park (the
+ * fiber that parked holding it would block its own thread's next taker).
+ *
+ * Limits: WX_FIBER_STACK bytes of stack each (a guard page below: an overflow faults instead of
+ * writing into another fiber), WX_FIBER_IDLE idle fibers kept per thread for reuse.
+ */
+#ifndef WX_FIBER_H
+#define WX_FIBER_H
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WX_FIBER_STACK (1024u * 1024) /* ASan's redzones make every frame larger */
+#else
+#define WX_FIBER_STACK (256u * 1024)
+#endif
+#define WX_FIBER_IDLE 256
+
+struct wx_fiber;
+
+/*
+ * What the starter of a fiber does when it parks and when it is woken (the HTTP server:
+ * suspend the request's connection; resume it, so that the loop continues the fiber).
+ */
+struct wx_fiber_hooks {
+    void (*suspend)(void *ud); /* on the fiber's thread, before the work that wakes it starts */
+    void (*wake)(void *ud);    /* on any thread: arrange wx_fiber_continue on the fiber's */
+    void *ud;
+};
+
+/*
+ * Runs fn(arg) on a fiber of this thread until it returns (1) or parks (0: *out is the fiber to
+ * continue when woken). -1 when no fiber can be had (out of memory, or already inside one):
+ * the caller then runs fn itself, blocking.
+ */
+int wx_fiber_start(struct wx_fiber **out, void (*fn)(void *arg), void *arg,
+                   const struct wx_fiber_hooks *hooks);
+/* Continues a parked fiber after its wake: 1 when fn returned, 0 when it parked again. */
+int wx_fiber_continue(struct wx_fiber *f);
+/* The fiber running on this thread, or NULL. */
+struct wx_fiber *wx_fiber_self(void);
+/*
+ * In a fiber: runs its suspend hook, then submit(arg), which hands work to another thread that
+ * calls wx_fiber_wake(self) when it is done; then parks until continued.
+ */
+void wx_fiber_wait(void (*submit)(void *arg), void *arg);
+/* Wakes a parked (or parking) fiber once: its wake hook runs now, or at the release below. */
+void wx_fiber_wake(struct wx_fiber *f);
+/*
+ * Between these calls, this thread's wx_fiber_wake()s are collected and their hooks run at the
+ * release, together (a batch of Redis replies resumes its requests in one go).
+ */
+void wx_fiber_hold_wakes(void);
+void wx_fiber_release_wakes(void);
+/* Unmaps this thread's idle fibers (when its loop ends). */
+void wx_fiber_pool_drain(void);
+
+#endif

@@ -1,0 +1,124 @@
+// redis_faults.test.js — the Redis store under faults, with requests in flight: Redis killed
+// (kill -9) and restarted while exchanges run: requests fail with -1 meanwhile, service comes
+// back by itself, and every token a client received is still valid afterwards (AOF with
+// appendfsync always: acknowledged means on disk). Redis hung (SIGSTOP: connections accepted,
+// nothing answered): each request that needs the store ends within the store's timeout, while
+// a request that needs none (/metrics) keeps answering at once: the event loop never waits on
+// Redis.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const h = require('./harness');
+const { startRedis, REDIS } = require('./redis');
+const { startGate } = require('./gatekit');
+
+const skip = h.needs(REDIS);
+
+async function onRedis(fn, { query = '' } = {}) {
+  const r = await startRedis();
+  const url = r.url + query;
+  const d = h.makeDb({ db: url });
+  const p = await h.startProvider(null, [], { args: ['--store', url, '--listen', '127.0.0.1:0'] });
+  try {
+    await fn({ r, d, p, url });
+  } finally {
+    await p.stop();
+    await r.cleanup();
+  }
+}
+
+const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+test('Redis killed and restarted under load: -1 meanwhile, back by itself, no acknowledged token lost', { skip }, async () => {
+  await onRedis(async ({ r, d, p }) => {
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 4000);
+    const got = []; // { at, errcode | token }
+    let next = 0, phase = 'before';
+    const worker = async () => {
+      while (next < codes.length && phase !== 'done') {
+        const code = codes[next++];
+        const b = await h.exchange(p.base, d.appid, d.secret, code);
+        got.push({ at: Date.now(), phase, b });
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    await h.sleep(300);
+    phase = 'down';
+    await r.kill();
+    const tDown = Date.now();
+    await h.sleep(700);
+    await r.restart();
+    const tUp = Date.now();
+    phase = 'after';
+    await h.waitFor(async () => got.filter((x) => x.at > tUp && x.b.access_token).length >= 50, 10000,
+      'exchanges succeed again after the restart');
+    phase = 'done';
+    await Promise.all(workers);
+
+    const failed = got.filter((x) => !x.b.access_token);
+    for (const x of failed) assert.strictEqual(x.b.errcode, -1, `only -1 while Redis is down: ${JSON.stringify(x.b)}`);
+    assert.ok(failed.length > 0, 'the kill was seen by the requests');
+    assert.ok(got.filter((x) => x.phase === 'before' && x.b.access_token).length > 50, 'exchanges before the kill');
+    const lastFail = Math.max(...failed.map((x) => x.at));
+    console.log(`${got.length} exchanges, ${failed.length} answered -1 over ${((lastFail - tDown) / 1000).toFixed(2)} s ` +
+      `(Redis down ${(tUp - tDown) / 1000} s)`);
+    assert.ok(lastFail - tUp < 3000, `-1 for ${lastFail - tUp} ms after Redis was back`);
+    // Every token a client received, before, during and after: still valid.
+    const tokens = got.filter((x) => x.b.access_token);
+    for (let i = 0; i < tokens.length; i += 32) {
+      const batch = tokens.slice(i, i + 32);
+      const res = await Promise.all(batch.map((x) =>
+        h.getJson(`${p.base}/sns/auth?access_token=${x.b.access_token}&openid=${x.b.openid}`)));
+      res.forEach((a, j) => assert.strictEqual(a.body.errcode, 0, `token from ${batch[j].phase}: ${JSON.stringify(a.body)}`));
+    }
+  });
+});
+
+test('Redis hung: store requests end within the timeout, /metrics answers at once, then back by itself', { skip }, async () => {
+  await onRedis(async ({ r, d, p, url }) => {
+    const port = await h.freePort();
+    const g = await startGate(['--listen', `127.0.0.1:${port}`, '--public-url', `http://localhost:${port}`,
+      '--open-base', p.base, '--api-base', p.base, '--store', url], { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
+    try {
+      const [code] = await h.issueCodes(p.base, d.appid, d.users[0]);
+      const tok = await h.exchange(p.base, d.appid, d.secret, code);
+      assert.ok(tok.access_token);
+      const authUrl = `${p.base}/sns/auth?access_token=${tok.access_token}&openid=${tok.openid}`;
+      assert.strictEqual((await h.getJson(authUrl)).body.errcode, 0);
+      r.pause();
+      const t0 = process.hrtime.bigint();
+      // 20 provider requests and 10 gate health checks that need the store, all at once.
+      const stuck = [
+        ...Array.from({ length: 20 }, () => h.getJson(authUrl).then((x) => ({ ms: ms(t0), v: x.body.errcode }))),
+        ...Array.from({ length: 10 }, () => fetch(`${g.base}/healthz`).then((x) => ({ ms: ms(t0), v: x.status }))),
+      ];
+      await h.sleep(50); // they are waiting on Redis now
+      const lat = [];
+      for (let i = 0; i < 20; i++) {
+        for (const base of [p.base, g.base]) {
+          const t = process.hrtime.bigint();
+          const m = await fetch(`${base}/metrics`);
+          await m.text();
+          lat.push(ms(t));
+          assert.strictEqual(m.status, 200);
+        }
+        await h.sleep(10);
+      }
+      const done = await Promise.all(stuck);
+      r.resume();
+      lat.sort((a, b) => a - b);
+      console.log(`/metrics while Redis hung: median ${lat[lat.length >> 1].toFixed(2)} ms, max ${lat[lat.length - 1].toFixed(2)} ms; ` +
+        `store requests ended after ${Math.min(...done.map((x) => x.ms)).toFixed(0)}..${Math.max(...done.map((x) => x.ms)).toFixed(0)} ms`);
+      for (const x of done.slice(0, 20)) assert.strictEqual(x.v, -1);
+      for (const x of done.slice(20)) assert.strictEqual(x.v, 503);
+      // timeout_ms=300: each ends within it (plus the time to answer), none waits for another's
+      for (const x of done) assert.ok(x.ms < 300 + 700, `a store request took ${x.ms} ms`);
+      assert.ok(lat[lat.length - 1] < 10, `/metrics took up to ${lat[lat.length - 1]} ms while Redis hung`);
+      await h.waitFor(async () => (await h.getJson(authUrl)).body.errcode === 0, 5000, 'the provider back by itself');
+      await h.waitFor(async () => (await fetch(`${g.base}/healthz`)).status === 200, 5000, 'the gate back by itself');
+    } finally {
+      r.resume();
+      await g.stop();
+    }
+  }, { query: '&timeout_ms=300' });
+});
