@@ -218,3 +218,57 @@ void wx_fiber_pool_drain(void)
     }
     nidle = 0;
 }
+
+/* ---- the loop's sources ---- */
+
+static _Thread_local const struct wx_loop_ops *loop_ops;
+static _Thread_local struct wx_loop_src *sources;
+
+void wx_loop_begin(const struct wx_loop_ops *ops)
+{
+    loop_ops = ops;
+    sources = NULL;
+}
+
+int wx_loop_running(void)
+{
+    return loop_ops ? 0 : -1;
+}
+
+int wx_loop_pass(int64_t *due)
+{
+    int woke = 0;
+    for (struct wx_loop_src *s = sources; s; s = s->next)
+        woke += s->pass(s, due);
+    return woke;
+}
+
+void wx_loop_end(void)
+{
+    while (sources) {
+        struct wx_loop_src *s = sources;
+        sources = s->next;
+        s->close(s);
+    }
+    loop_ops = NULL;
+}
+
+int wx_loop_add(struct wx_loop_src *src)
+{
+    if (!loop_ops)
+        return -1;
+    src->next = sources;
+    sources = src;
+    return 0;
+}
+
+int wx_loop_watch(int fd, int out)
+{
+    return loop_ops ? loop_ops->watch(loop_ops->ud, fd, out) : -1;
+}
+
+void wx_loop_unwatch(int fd)
+{
+    if (loop_ops)
+        loop_ops->unwatch(loop_ops->ud, fd);
+}

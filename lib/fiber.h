@@ -23,6 +23,8 @@
 #endif
 #define WX_FIBER_IDLE 256
 
+#include <stdint.h>
+
 struct wx_fiber;
 
 /*
@@ -61,5 +63,38 @@ void wx_fiber_hold_wakes(void);
 void wx_fiber_release_wakes(void);
 /* Unmaps this thread's idle fibers (when its loop ends). */
 void wx_fiber_pool_drain(void);
+
+/*
+ * The loop that runs this thread's fibers can wait on other file descriptors for them, so that
+ * a fiber's network round trip costs the loop no thread hand-off (redis_mux.c keeps a Redis
+ * connection per loop thread this way). A part of lib/ adds a source and asks the loop to watch
+ * its descriptor (input always, output while it has some to write). After every pass over its
+ * connections the loop runs each source's pass(): read what arrived, wake the fibers answered,
+ * write what the fibers queued meanwhile. pass() returns how many fibers it woke (the loop then
+ * goes round again at once) and lowers *due (monotonic ms, -1: none) to when it must run next.
+ * A loop runs no source's pass while it is inside a fiber, so sources need no lock.
+ */
+struct wx_loop_src {
+    int (*pass)(struct wx_loop_src *src, int64_t *due);
+    void (*close)(struct wx_loop_src *src); /* the loop ends: fail what waits, free it all */
+    struct wx_loop_src *next;
+};
+
+/* What the loop lends its sources: watching a descriptor in its epoll set (level-triggered). */
+struct wx_loop_ops {
+    int (*watch)(void *ud, int fd, int out); /* add fd, or change it: input, and output if out */
+    void (*unwatch)(void *ud, int fd);
+    void *ud;
+};
+
+/* On the loop's thread: before its first pass, after each pass of its own, at its end. */
+void wx_loop_begin(const struct wx_loop_ops *ops);
+int wx_loop_pass(int64_t *due);
+void wx_loop_end(void); /* closes every source */
+/* 0, or -1 when this thread runs no loop (the caller then waits some other way). */
+int wx_loop_running(void);
+int wx_loop_add(struct wx_loop_src *src);
+int wx_loop_watch(int fd, int out);
+void wx_loop_unwatch(int fd);
 
 #endif

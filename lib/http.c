@@ -6,8 +6,10 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +65,9 @@ static void wake_loop(struct wx_http_server *s)
 }
 
 /*
- * MHD_run_wait() first moves resumed connections back to work, then waits in epoll. Clearing
- * wake_pending before the next call means that any resume whose wake-up was skipped (because
- * one was pending) is picked up by that call's rescan.
+ * MHD_run_wait() waits in epoll, then moves resumed connections back to work and runs what is
+ * ready (the handlers and fibers continued there). Clearing wake_pending after it means that
+ * any resume whose wake-up was skipped (because one was pending) is picked up by the next call.
  */
 static void loop_once(struct wx_http_server *s, int32_t wait_ms)
 {
@@ -77,16 +79,70 @@ static void loop_once(struct wx_http_server *s, int32_t wait_ms)
     }
 }
 
+/*
+ * The fibers' sources (fiber.h) after each pass: what they queued during it is written now,
+ * before the loop waits again. Their wakes on this thread resume connections without the
+ * eventfd (the next pass does not wait). The wait until the next pass, in ms (-1: none).
+ */
+static int32_t run_sources(struct wx_http_server *s)
+{
+    int64_t due = -1;
+    held_srv = s;
+    held_wake = 0;
+    int woke = wx_loop_pass(&due);
+    held_srv = NULL;
+    if (woke || held_wake)
+        return 0;
+    if (due < 0)
+        return -1;
+    int64_t left = due - wx_mono_ns() / 1000000;
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+}
+
+static int loop_watch(void *ud, int fd, int out)
+{
+    struct wx_http_server *s = ud;
+    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.ptr = NULL};
+    if (!ei)
+        return -1;
+    if (epoll_ctl(ei->epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        return 0;
+    return epoll_ctl(ei->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -1;
+}
+
+static void loop_unwatch(void *ud, int fd)
+{
+    struct wx_http_server *s = ud;
+    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (ei)
+        epoll_ctl(ei->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+}
+
 static void *loop_main(void *arg)
 {
     struct wx_http_server *s = arg;
-    while (!atomic_load(&s->stopping))
-        loop_once(s, -1);
+    /* A source's write(2) to a connection its peer closed must not raise SIGPIPE (MHD's own
+     * sends use MSG_NOSIGNAL); the error comes back from the write instead. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    struct wx_loop_ops ops = {loop_watch, loop_unwatch, s};
+    wx_loop_begin(&ops);
+    int32_t wait = -1;
+    while (!atomic_load(&s->stopping)) {
+        loop_once(s, wait);
+        wait = run_sources(s);
+    }
     /* Handlers parked on the store finish (each bounded by the store's timeout) before MHD's
      * stop frees their requests. */
     int64_t until = wx_mono_ns() + (int64_t)WX_HTTP_DRAIN_MS * 1000000;
-    while (s->fibers > 0 && wx_mono_ns() < until)
-        loop_once(s, 20);
+    while (s->fibers > 0 && wx_mono_ns() < until) {
+        loop_once(s, wait < 0 || wait > 20 ? 20 : wait);
+        wait = run_sources(s);
+    }
+    wx_loop_end();
     wx_fiber_pool_drain();
     return NULL;
 }

@@ -1,9 +1,17 @@
 /*
- * redis_mux.c — the shared pipelined connection (see redis_mux.h). Callers queue units under
- * the lock and wait on their own semaphore; the I/O thread takes the whole queue, formats every
- * command into hiredis's output buffer, writes it in as few write(2)s as the socket takes, and
- * hands the replies out in order as they arrive. Between units it keeps watching the socket, so
- * a connection Redis closed (a restart) is noticed before a unit is risked on it.
+ * redis_mux.c — the shared pipelined connection (see redis_mux.h). A stream is one connection
+ * with its units in flight: commands formatted into hiredis's output buffer, written in as few
+ * write(2)s as the socket takes, replies handed out in order as they arrive. Two kinds drive a
+ * stream:
+ *   - the I/O thread of a wx_mux, for callers on ordinary threads: they queue units under the
+ *     lock and wait on their own semaphore; the thread takes the whole queue at once;
+ *   - the event loop of a thread that runs fibers (fiber.h), for the fibers parked there: each
+ *     such thread has its own connection per server (struct lconn), which the loop watches in
+ *     its epoll set. A fiber formats its unit and parks; the loop writes what its pass queued
+ *     before it waits, and the replies wake the fibers on the same thread. No thread hand-off,
+ *     no lock, no eventfd: a round trip costs the loop two syscalls shared by the whole batch.
+ * Both keep watching the socket between units, so a connection Redis closed (a restart) is
+ * noticed before a unit is risked on it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,26 +39,45 @@ struct unit {
     size_t whysz;
     int64_t deadline;       /* monotonic ms */
     struct wx_fiber *fiber; /* the caller parked on a fiber (fiber.h), or NULL: it waits on done */
+    int handshake;          /* the connection's own AUTH, SELECT, PING (a loop stream's) */
     sem_t done;
     struct unit *next;
+};
+
+/* One connection and its units in flight; touched by the thread that drives it only. */
+struct stream {
+    const struct wx_rc *cfg;    /* server, database, credentials, timeout (cfg->c unused) */
+    redisContext *c;            /* NULL while down: the next unit connects */
+    int watched;                /* c's socket is in this thread's loop (loop streams) */
+    int watch_out;              /* ... watched for output too */
+    int answered;               /* units finished, for the loop's count of wakes */
+    struct unit *fhead, *ftail; /* sent (or formatted), waiting for replies, in order */
+    _Atomic int64_t hold_until; /* monotonic ms: after a timeout, fail at once until then */
+    _Atomic int up;             /* connected (c is set) */
+    _Atomic uint64_t units, writes;
 };
 
 struct wx_mux {
     struct wx_mux *next; /* in the registry */
     int refs;
-    struct wx_rc cfg; /* server, database, credentials, timeout (cfg.c unused) */
+    struct wx_rc cfg;
     pthread_t thread;
     int efd;
     pthread_mutex_t mu;
     struct unit *qhead, *qtail;    /* queued, not yet sent (mu) */
     int stopping, sleeping, woken; /* mu */
-    _Atomic int64_t hold_until;    /* monotonic ms: after a timeout, fail at once until then */
-    _Atomic int up;                /* connected (the I/O thread's c is set) */
-    /* the I/O thread's own */
-    redisContext *c;
-    struct unit *fhead, *ftail; /* sent, waiting for replies, in order */
-    _Atomic uint64_t units, writes;
+    struct stream s;               /* the I/O thread's */
 };
+
+/* A loop thread's own connection to one server (a source of its loop, fiber.h). */
+struct lconn {
+    struct wx_loop_src src; /* first: the loop hands it back as this */
+    struct wx_rc cfg;
+    struct stream s;
+    struct lconn *next;
+};
+
+static _Thread_local struct lconn *lconns;
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct wx_mux *registry;
@@ -79,44 +106,72 @@ static void finish(struct unit *u, int rc, const char *why)
         sem_post(&u->done);
 }
 
-static void fail_list(struct unit *u, const char *why)
+/* A unit of the stream is done: its caller's, or the handshake (freed here). */
+static void done_unit(struct stream *s, struct unit *u, int rc, const char *why)
+{
+    if (u->handshake) {
+        for (int i = 0; i < u->got; i++)
+            freeReplyObject(u->out[i]);
+        free(u);
+        return;
+    }
+    s->answered++;
+    finish(u, rc, why);
+}
+
+static void fail_list(struct stream *s, struct unit *u, const char *why)
 {
     while (u) {
         struct unit *next = u->next;
-        finish(u, WX_ERR_STORE, why);
+        done_unit(s, u, WX_ERR_STORE, why);
         u = next;
     }
 }
 
+static void drop_conn(struct stream *s)
+{
+    if (s->c) {
+        if (s->watched)
+            wx_loop_unwatch(s->c->fd);
+        redisFree(s->c);
+    }
+    s->c = NULL;
+    s->watched = s->watch_out = 0;
+    atomic_store(&s->up, 0);
+}
+
 /* The stream is out of step or gone: every unit on it fails, the connection is dropped. */
-static void broken(struct wx_mux *m, const char *reason, int timed_out)
+static void broken(struct stream *s, const char *reason, int timed_out)
 {
     char why[128]; /* reason may be the context's own errstr, freed below */
     snprintf(why, sizeof why, "%s", reason);
-    struct unit *f = m->fhead;
-    m->fhead = m->ftail = NULL;
-    if (m->c)
-        redisFree(m->c);
-    m->c = NULL;
-    atomic_store(&m->up, 0);
-    if (timed_out) {
-        atomic_store(&m->hold_until, mono_ms() + m->cfg.timeout_ms);
-    }
-    fail_list(f, why);
+    struct unit *f = s->fhead;
+    s->fhead = s->ftail = NULL;
+    drop_conn(s);
+    if (timed_out)
+        atomic_store(&s->hold_until, mono_ms() + s->cfg->timeout_ms);
+    fail_list(s, f, why);
 }
 
-/* Connects (blocking, within the timeout), then turns the socket non-blocking for the loop. */
-static int connect_now(struct wx_mux *m, char *why, size_t whysz)
+static int hold(struct stream *s, char *why, size_t whysz)
 {
-    int64_t t0 = mono_ms();
-    if (t0 < atomic_load(&m->hold_until)) {
+    if (mono_ms() < atomic_load(&s->hold_until)) {
         snprintf(why, whysz, "timed out a moment ago");
         return WX_ERR_STORE;
     }
-    struct timeval tv = {m->cfg.timeout_ms / 1000, (m->cfg.timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(m->cfg.host, m->cfg.port, tv);
-    int ok =
-        c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(&m->cfg, c) == WX_OK;
+    return WX_OK;
+}
+
+/* Connects (blocking, within the timeout), then turns the socket non-blocking for the loop. */
+static int connect_now(struct stream *m, char *why, size_t whysz)
+{
+    int64_t t0 = mono_ms();
+    if (hold(m, why, whysz) != WX_OK)
+        return WX_ERR_STORE;
+    const struct wx_rc *cfg = m->cfg;
+    struct timeval tv = {cfg->timeout_ms / 1000, (cfg->timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(cfg->host, cfg->port, tv);
+    int ok = c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(cfg, c) == WX_OK;
     if (ok) {
         int fl = fcntl(c->fd, F_GETFL);
         ok = fl >= 0 && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == 0;
@@ -134,20 +189,14 @@ static int connect_now(struct wx_mux *m, char *why, size_t whysz)
                       : "no answer to AUTH, SELECT or PING");
     if (c)
         redisFree(c);
-    if (mono_ms() - t0 >= m->cfg.timeout_ms / 2) { /* a hung or unreachable Redis */
-        atomic_store(&m->hold_until, mono_ms() + m->cfg.timeout_ms);
-    }
+    if (mono_ms() - t0 >= cfg->timeout_ms / 2) /* a hung or unreachable Redis */
+        atomic_store(&m->hold_until, mono_ms() + cfg->timeout_ms);
     return WX_ERR_STORE;
 }
 
-/* Formats the units of list into the output buffer and moves them to the in-flight list. */
-static void send_units(struct wx_mux *m, struct unit *list)
+/* Formats the units of list into the output buffer of the connected m, in flight from now. */
+static void send_units(struct stream *m, struct unit *list)
 {
-    char why[128];
-    if (!m->c && connect_now(m, why, sizeof why) != WX_OK) {
-        fail_list(list, why);
-        return;
-    }
     while (list) {
         struct unit *u = list;
         list = u->next;
@@ -156,8 +205,8 @@ static void send_units(struct wx_mux *m, struct unit *list)
         for (int i = 0; i < u->n && ok; i++)
             ok = redisAppendCommandArgv(m->c, u->a[i].n, u->a[i].v, u->a[i].l) == REDIS_OK;
         if (!ok) { /* out of memory half-way: the stream holds part of a unit */
-            finish(u, WX_ERR_STORE, "out of memory");
-            fail_list(list, "out of memory");
+            done_unit(m, u, WX_ERR_STORE, "out of memory");
+            fail_list(m, list, "out of memory");
             broken(m, "out of memory", 0);
             return;
         }
@@ -175,7 +224,7 @@ static int has_output(const redisContext *c)
     return c && c->obuf && sdslen(c->obuf) > 0;
 }
 
-static void flush_output(struct wx_mux *m)
+static void flush_output(struct stream *m)
 {
     if (!has_output(m->c))
         return;
@@ -186,8 +235,17 @@ static void flush_output(struct wx_mux *m)
         atomic_fetch_add(&m->writes, 1);
 }
 
+/* The handshake's replies: AUTH and SELECT not refused, PING answered. */
+static int handshake_ok(const struct unit *u)
+{
+    for (int i = 0; i < u->got; i++)
+        if (u->out[i]->type == REDIS_REPLY_ERROR)
+            return 0;
+    return u->out[u->got - 1]->type == REDIS_REPLY_STATUS;
+}
+
 /* Reads what arrived and hands complete units their replies. */
-static void read_replies(struct wx_mux *m)
+static void read_replies(struct stream *m)
 {
     if (redisBufferRead(m->c) == REDIS_ERR) {
         broken(m, m->c->errstr[0] ? m->c->errstr : "connection closed", 0);
@@ -206,7 +264,12 @@ static void read_replies(struct wx_mux *m)
             m->fhead = u->next;
             if (!m->fhead)
                 m->ftail = NULL;
-            finish(u, WX_OK, "");
+            int ok = !u->handshake || handshake_ok(u);
+            done_unit(m, u, WX_OK, "");
+            if (!ok) {
+                broken(m, "no answer to AUTH, SELECT or PING", 0);
+                return;
+            }
         }
     }
     if (m->c && m->c->err)
@@ -216,6 +279,7 @@ static void read_replies(struct wx_mux *m)
 static void *io_main(void *arg)
 {
     struct wx_mux *m = arg;
+    struct stream *st = &m->s;
     /* hiredis writes with write(2): a connection Redis closed must not raise SIGPIPE here. */
     sigset_t set;
     sigemptyset(&set);
@@ -232,11 +296,16 @@ static void *io_main(void *arg)
         m->qhead = m->qtail = NULL;
         int stop = m->stopping;
         pthread_mutex_unlock(&m->mu);
-        if (batch)
-            send_units(m, batch);
-        flush_output(m);
+        if (batch) {
+            char why[128];
+            if (!st->c && connect_now(st, why, sizeof why) != WX_OK)
+                fail_list(st, batch, why);
+            else
+                send_units(st, batch);
+        }
+        flush_output(st);
         wx_fiber_release_wakes();
-        if (stop && !m->fhead)
+        if (stop && !st->fhead)
             break;
         pthread_mutex_lock(&m->mu);
         if (m->qhead) { /* more arrived meanwhile: send it now */
@@ -248,13 +317,13 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&m->mu);
 
         struct pollfd p[2] = {{.fd = m->efd, .events = POLLIN}, {.fd = -1}};
-        if (m->c) {
-            p[1].fd = m->c->fd;
-            p[1].events = POLLIN | (has_output(m->c) ? POLLOUT : 0);
+        if (st->c) {
+            p[1].fd = st->c->fd;
+            p[1].events = POLLIN | (has_output(st->c) ? POLLOUT : 0);
         }
         int timeout = -1;
-        if (m->fhead) {
-            int64_t left = m->fhead->deadline - mono_ms();
+        if (st->fhead) {
+            int64_t left = st->fhead->deadline - mono_ms();
             timeout = left < 0 ? 0 : (int)left;
         }
         int n = poll(p, 2, timeout);
@@ -267,16 +336,14 @@ static void *io_main(void *arg)
             ssize_t got = read(m->efd, &v, sizeof v);
             (void)got;
         }
-        if (n > 0 && m->c && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
-            read_replies(m);
-        if (m->fhead && mono_ms() >= m->fhead->deadline)
-            broken(m, "timed out", 1);
+        if (n > 0 && st->c && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            read_replies(st);
+        if (st->fhead && mono_ms() >= st->fhead->deadline)
+            broken(st, "timed out", 1);
         /* the wakes of what was answered here go out after the next batch is sent (top) */
     }
     wx_fiber_release_wakes();
-    if (m->c)
-        redisFree(m->c);
-    m->c = NULL;
+    drop_conn(st);
     return NULL;
 }
 
@@ -306,6 +373,7 @@ struct wx_mux *wx_mux_get(const struct wx_rc *conn)
         m->cfg.db = conn->db;
         m->cfg.timeout_ms = conn->timeout_ms;
         m->refs = 1;
+        m->s.cfg = &m->cfg;
         m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         pthread_mutex_init(&m->mu, NULL);
         if (m->efd < 0 || pthread_create(&m->thread, NULL, io_main, m) != 0) {
@@ -352,20 +420,134 @@ void wx_mux_put(struct wx_mux *m)
     free(m);
 }
 
-static int hold(struct wx_mux *m, char *why, size_t whysz)
+/* ---- a loop thread's own connection (struct lconn) ---- */
+
+/* Output still to write: the loop watches for it (and always for input: replies, a close). */
+static void lconn_watch(struct lconn *l)
 {
-    if (mono_ms() < atomic_load(&m->hold_until)) {
-        snprintf(why, whysz, "timed out a moment ago");
+    struct stream *s = &l->s;
+    int out = has_output(s->c);
+    if (!s->c || (s->watched && s->watch_out == out))
+        return;
+    if (wx_loop_watch(s->c->fd, out) != 0) {
+        broken(s, "the event loop cannot watch the connection", 0);
+        return;
+    }
+    s->watched = 1;
+    s->watch_out = out;
+}
+
+/*
+ * Connects without blocking: the TCP handshake completes while the loop goes on, and Redis's
+ * AUTH, SELECT and PING go first on the stream as a unit of its own (a failed one breaks the
+ * stream, and with it the units queued behind). A hung server completes the TCP handshake but
+ * never answers the PING: the units behind it time out.
+ */
+static int lconn_connect(struct lconn *l, char *why, size_t whysz)
+{
+    struct stream *s = &l->s;
+    if (hold(s, why, whysz) != WX_OK)
+        return WX_ERR_STORE;
+    redisContext *c = redisConnectNonBlock(l->cfg.host, l->cfg.port);
+    struct unit *h = calloc(1, sizeof *h + 3 * sizeof(struct wx_rc_args) + 3 * sizeof(redisReply *));
+    if (!c || c->err || !h) {
+        snprintf(why, whysz, "%s", c && c->err ? c->errstr : "out of memory");
+        if (c)
+            redisFree(c);
+        free(h);
+        return WX_ERR_STORE;
+    }
+    redisEnableKeepAlive(c);
+    s->c = c;
+    atomic_store(&s->up, 1);
+    h->handshake = 1;
+    h->a = (struct wx_rc_args *)(h + 1);
+    h->out = (redisReply **)(h->a + 3);
+    h->deadline = mono_ms() + l->cfg.timeout_ms;
+    if (l->cfg.pass[0]) {
+        wx_rc_arg_cmd(&h->a[h->n], "AUTH");
+        if (l->cfg.user[0])
+            wx_rc_arg_str(&h->a[h->n], l->cfg.user);
+        wx_rc_arg_str(&h->a[h->n++], l->cfg.pass);
+    }
+    if (l->cfg.db) {
+        wx_rc_arg_cmd(&h->a[h->n], "SELECT");
+        wx_rc_arg_i64(&h->a[h->n++], l->cfg.db);
+    }
+    wx_rc_arg_cmd(&h->a[h->n++], "PING");
+    send_units(s, h);
+    lconn_watch(l);
+    if (!s->c) {
+        snprintf(why, whysz, "cannot send to Redis");
         return WX_ERR_STORE;
     }
     return WX_OK;
 }
 
+/* After each pass of the loop: replies in, timeouts, what the fibers queued out. */
+static int lconn_pass(struct wx_loop_src *src, int64_t *due)
+{
+    struct lconn *l = (struct lconn *)src;
+    struct stream *s = &l->s;
+    s->answered = 0;
+    if (s->c)
+        read_replies(s); /* nothing there costs one recv(2): EAGAIN */
+    if (s->fhead && mono_ms() >= s->fhead->deadline)
+        broken(s, "timed out", 1);
+    flush_output(s);
+    lconn_watch(l); /* output left (a full socket): wait until it can be written */
+    if (s->fhead && (*due < 0 || s->fhead->deadline < *due))
+        *due = s->fhead->deadline;
+    return s->answered;
+}
+
+static void lconn_close(struct wx_loop_src *src)
+{
+    struct lconn *l = (struct lconn *)src;
+    broken(&l->s, "the event loop stopped", 0);
+    struct lconn **p = &lconns;
+    while (*p && *p != l)
+        p = &(*p)->next;
+    if (*p)
+        *p = l->next;
+    sodium_memzero(l->cfg.pass, sizeof l->cfg.pass);
+    free(l);
+}
+
+/* This loop thread's connection to m's server, made on first use; NULL outside a loop. */
+static struct lconn *lconn_here(const struct wx_mux *m)
+{
+    if (wx_loop_running() != 0)
+        return NULL;
+    struct lconn *l = lconns;
+    while (l && !same_server(&l->cfg, &m->cfg))
+        l = l->next;
+    if (l)
+        return l;
+    if (!(l = calloc(1, sizeof *l)))
+        return NULL;
+    l->cfg = m->cfg;
+    l->s.cfg = &l->cfg;
+    l->src.pass = lconn_pass;
+    l->src.close = lconn_close;
+    if (wx_loop_add(&l->src) != 0) {
+        free(l);
+        return NULL;
+    }
+    l->next = lconns;
+    lconns = l;
+    return l;
+}
+
+/* ---- calls ---- */
+
 int wx_mux_ready(struct wx_mux *m, char *why, size_t whysz)
 {
-    if (hold(m, why, whysz) != WX_OK)
+    struct lconn *l = wx_fiber_self() ? lconn_here(m) : NULL;
+    struct stream *s = l ? &l->s : &m->s;
+    if (hold(s, why, whysz) != WX_OK)
         return WX_ERR_STORE;
-    if (atomic_load(&m->up))
+    if (atomic_load(&s->up))
         return WX_OK;
     struct wx_rc_args a; /* down: connecting is the test (a PING, as the handshake ends) */
     redisReply *r = NULL;
@@ -406,6 +588,7 @@ static int enqueue(struct wx_mux *m, struct unit *u)
 
 struct park {
     struct wx_mux *m;
+    struct lconn *l;
     struct unit *u;
 };
 
@@ -415,6 +598,19 @@ static void submit_parked(void *arg)
     struct park *k = arg;
     if (enqueue(k->m, k->u) != WX_OK)
         finish(k->u, WX_ERR_STORE, "the store is closing"); /* wakes the fiber at once */
+}
+
+/* The same on the fiber's own loop: formatted now, written by the loop's pass. */
+static void submit_here(void *arg)
+{
+    struct park *k = arg;
+    struct stream *s = &k->l->s;
+    char why[128];
+    if (!s->c && lconn_connect(k->l, why, sizeof why) != WX_OK) {
+        finish(k->u, WX_ERR_STORE, why);
+        return;
+    }
+    send_units(s, k->u);
 }
 
 int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, char *why,
@@ -430,14 +626,14 @@ int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, 
             return WX_ERR_STORE;
         }
     }
-    if (hold(m, why, whysz) != WX_OK)
-        return WX_ERR_STORE;
     struct unit u = {.a = a, .n = n, .out = out, .why = why, .whysz = whysz};
-    u.deadline = mono_ms() + m->cfg.timeout_ms;
     u.fiber = wx_fiber_self();
+    struct park k = {m, u.fiber ? lconn_here(m) : NULL, &u};
+    if (hold(k.l ? &k.l->s : &m->s, why, whysz) != WX_OK)
+        return WX_ERR_STORE;
+    u.deadline = mono_ms() + m->cfg.timeout_ms;
     if (u.fiber) { /* park: the event loop goes on meanwhile */
-        struct park k = {m, &u};
-        wx_fiber_wait(submit_parked, &k);
+        wx_fiber_wait(k.l ? submit_here : submit_parked, &k);
         return u.rc;
     }
     sem_init(&u.done, 0, 0);
@@ -454,6 +650,6 @@ int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, 
 
 void wx_mux_stats(struct wx_mux *m, uint64_t *units, uint64_t *writes)
 {
-    *units = atomic_load(&m->units);
-    *writes = atomic_load(&m->writes);
+    *units = atomic_load(&m->s.units);
+    *writes = atomic_load(&m->s.writes);
 }

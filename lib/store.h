@@ -78,6 +78,16 @@ struct wx_access {
     int snapshot; /* from its grant: a snapshot-mode virtual user */
 };
 
+/* The fields an access token takes from its grant (all but id, mac, expires, revoked). */
+static inline void wx_access_of_grant(struct wx_access *a, const struct wx_grant *g)
+{
+    a->grant_id = g->id;
+    a->app_id = g->app_id;
+    a->user_id = g->user_id;
+    a->scope = g->scope;
+    a->snapshot = g->snapshot;
+}
+
 struct wx_basic {
     int64_t id;
     unsigned char mac[WX_CRED_MAC];
@@ -137,10 +147,13 @@ struct wx_store_ops {
      * the store fills app_id, user_id, code_id, scope and snapshot from the code, inserts the
      * grant (setting its id) and marks the code used by it. Results: WX_OK; WX_ERR_NOTFOUND (no
      * such code, MAC mismatch, or another app's code: not consumed); WX_ERR_EXPIRED;
-     * WX_ERR_CONFLICT (used before: the grant it produced is revoked). Must run inside a batch.
+     * WX_ERR_CONFLICT (used before: the grant it produced is revoked). With ac (else NULL) the
+     * same step mints the grant's first access token: the caller fills ac->mac and expires, the
+     * store the rest and ac->id (on Redis one script instead of two round trips). Must run
+     * inside a batch.
      */
     int (*code_redeem)(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC],
-                       int64_t app_id, int64_t now, struct wx_grant *grant);
+                       int64_t app_id, int64_t now, struct wx_grant *grant, struct wx_access *ac);
 
     int (*grant_insert)(struct wx_store *s, struct wx_grant *g); /* sets id */
     int (*grant_get)(struct wx_store *s, int64_t id, struct wx_grant *out);

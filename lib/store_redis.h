@@ -21,7 +21,7 @@
 #define RD_ID_MASK     ((1ULL << 62) - 1)
 
 /* The Lua scripts (the table lua[] in store_redis.c), run with wx_rc_eval*. */
-enum { L_NEW, L_REDEEM, L_ACCESS_GET, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };
+enum { L_NEW, L_REDEEM, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };
 
 /*
  * Apps read by this connection, reused until the next read_begin (and at most RD_APP_FRESH_NS):

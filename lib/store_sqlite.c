@@ -640,7 +640,7 @@ static int sq_code_insert(struct wx_store *s, struct wx_code *c)
  * finds that grant without an index on grants, and revokes it.
  */
 static int sq_code_redeem(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC],
-                          int64_t app_id, int64_t now, struct wx_grant *g)
+                          int64_t app_id, int64_t now, struct wx_grant *g, struct wx_access *ac)
 {
     sqlite3_stmt *q = stmt(s, Q_CODE_GET);
     unsigned char stored[WX_CRED_MAC];
@@ -686,7 +686,12 @@ static int sq_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
     if ((rc = run(q)))
         return rc;
     /* The writer holds the write lock, so the row cannot have changed since the SELECT. */
-    return sqlite3_changes(SQ(s)->db) == 1 ? WX_OK : WX_ERR_STORE;
+    if (sqlite3_changes(SQ(s)->db) != 1)
+        return WX_ERR_STORE;
+    if (!ac)
+        return WX_OK;
+    wx_access_of_grant(ac, g);
+    return s->ops->access_insert(s, ac);
 }
 
 static int sq_grant_insert(struct wx_store *s, struct wx_grant *g)

@@ -268,7 +268,7 @@ static int op_issue(struct admin_job *a, struct wx_store *s)
         memcpy(g.mac, c2.mac, WX_CRED_MAC);
         g.created = now;
         g.expires = now + WX_REFRESH_TTL;
-        if (s->ops->code_redeem(s, code.id, c1.mac, app.id, now, &g))
+        if (s->ops->code_redeem(s, code.id, c1.mac, app.id, now, &g, NULL))
             return -1;
         wx_cred_new(&a->p->keys, WX_CRED_ACCESS, &c1);
         memcpy(ac.mac, c1.mac, WX_CRED_MAC);

@@ -120,16 +120,23 @@ struct mint_job {
     int64_t access_id, grant_id;
 };
 
+/* A new access token's secret part: its credential, and the row's mac and lifetime. */
+static void new_access(struct mint_job *m, struct wx_access *a)
+{
+    memset(a, 0, sizeof(*a));
+    wx_cred_new(&m->p->keys, WX_CRED_ACCESS, &m->access);
+    memcpy(a->mac, m->access.mac, WX_CRED_MAC);
+    a->expires = m->now + WX_ACCESS_TTL;
+}
+
 static int mint_access(struct mint_job *m, struct wx_store *s, int64_t grant_id)
 {
-    struct wx_access a = {0};
-    wx_cred_new(&m->p->keys, WX_CRED_ACCESS, &m->access);
-    memcpy(a.mac, m->access.mac, WX_CRED_MAC);
+    struct wx_access a;
+    new_access(m, &a);
     a.grant_id = grant_id;
     a.app_id = m->app.id;
     a.user_id = m->user_id;
     a.scope = m->scope;
-    a.expires = m->now + WX_ACCESS_TTL;
     a.snapshot = m->snapshot;
     if (s->ops->access_insert(s, &a))
         return -1;
@@ -167,7 +174,9 @@ static int exchange_run(struct mint_job *m, struct wx_store *s)
     memcpy(g.mac, m->grant.mac, WX_CRED_MAC);
     g.created = m->now;
     g.expires = m->now + WX_REFRESH_TTL;
-    int rc = s->ops->code_redeem(s, id, mac, m->app.id, m->now, &g);
+    struct wx_access a;
+    new_access(m, &a); /* minted in the same step */
+    int rc = s->ops->code_redeem(s, id, mac, m->app.id, m->now, &g, &a);
     if (rc == WX_ERR_NOTFOUND || rc == WX_ERR_EXPIRED)
         return refuse(m, WX_EC_INVALID_CODE);
     if (rc == WX_ERR_CONFLICT) {
@@ -180,7 +189,8 @@ static int exchange_run(struct mint_job *m, struct wx_store *s)
     m->scope = g.scope;
     m->snapshot = g.snapshot;
     m->grant_id = g.id;
-    return mint_access(m, s, g.id);
+    m->access_id = a.id;
+    return 0;
 }
 
 static int refresh_run(struct mint_job *m, struct wx_store *s)

@@ -311,22 +311,37 @@ static void test_code_redeemed_once(void **state)
     g.expires = 900 + 30 * 86400;
     memset(g.mac, 0x44, sizeof g.mac);
     assert_int_equal(s->ops->batch_begin(s), WX_OK);
-    assert_int_equal(s->ops->code_redeem(s, c.id, wrong, a.id, 900, &g), WX_ERR_NOTFOUND);
-    assert_int_equal(s->ops->code_redeem(s, c.id, c.mac, b.id, 900, &g), WX_ERR_NOTFOUND);
-    assert_int_equal(s->ops->code_redeem(s, c.id, c.mac, a.id, 900, &g), WX_OK);
+    assert_int_equal(s->ops->code_redeem(s, c.id, wrong, a.id, 900, &g, NULL), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->code_redeem(s, c.id, c.mac, b.id, 900, &g, NULL), WX_ERR_NOTFOUND);
+    struct wx_access ac = {0}, got;
+    memset(ac.mac, 0x55, sizeof ac.mac);
+    ac.expires = 900 + 7200;
+    assert_int_equal(s->ops->code_redeem(s, c.id, c.mac, a.id, 900, &g, &ac), WX_OK);
     assert_int_equal(g.user_id, u.id);
     assert_int_equal(g.scope, WX_SCOPE_USERINFO);
-    assert_int_equal(s->ops->code_redeem(s, c.id, c.mac, a.id, 901, &g), WX_ERR_CONFLICT);
+    /* The token minted in the same step is the grant's, with the code's user and scope. */
+    assert_true(ac.id > 0);
+    assert_int_equal(s->ops->access_get(s, ac.id, &got), WX_OK);
+    assert_memory_equal(got.mac, ac.mac, WX_CRED_MAC);
+    assert_int_equal(got.grant_id, g.id);
+    assert_int_equal(got.app_id, a.id);
+    assert_int_equal(got.user_id, u.id);
+    assert_int_equal(got.scope, WX_SCOPE_USERINFO);
+    assert_int_equal(got.expires, 900 + 7200);
+    assert_false(got.revoked);
+    assert_int_equal(s->ops->code_redeem(s, c.id, c.mac, a.id, 901, &g, NULL), WX_ERR_CONFLICT);
     assert_int_equal(s->ops->batch_commit(s), WX_OK);
-    /* The replay revoked the grant the code had produced. */
+    /* The replay revoked the grant the code had produced, and the token minted with it. */
     struct wx_grant first;
     assert_int_equal(s->ops->grant_get(s, g.id, &first), WX_OK);
     assert_true(first.revoked);
+    assert_int_equal(s->ops->access_get(s, ac.id, &got), WX_OK);
+    assert_true(got.revoked);
     struct wx_code late = c;
     late.expires = 1000;
     assert_int_equal(s->ops->code_insert(s, &late), WX_OK);
     assert_int_equal(s->ops->batch_begin(s), WX_OK);
-    assert_int_equal(s->ops->code_redeem(s, late.id, late.mac, a.id, 1000, &g), WX_ERR_EXPIRED);
+    assert_int_equal(s->ops->code_redeem(s, late.id, late.mac, a.id, 1000, &g, NULL), WX_ERR_EXPIRED);
     assert_int_equal(s->ops->batch_commit(s), WX_OK);
 }
 
@@ -425,7 +440,7 @@ static struct wx_grant redeem(struct wx_store *s, const struct wx_code *c, int e
     g.created = 1000;
     g.expires = 1000 + 30 * 86400;
     assert_int_equal(s->ops->batch_begin(s), WX_OK);
-    assert_int_equal(s->ops->code_redeem(s, c->id, c->mac, c->app_id, 1000, &g), expect);
+    assert_int_equal(s->ops->code_redeem(s, c->id, c->mac, c->app_id, 1000, &g, NULL), expect);
     assert_int_equal(s->ops->batch_commit(s), WX_OK);
     return g;
 }
@@ -760,7 +775,7 @@ static void *race(void *p)
     g.created = 1000;
     g.expires = 1000 + 86400;
     if (s->ops->batch_begin(s) == WX_OK) {
-        int rc = s->ops->code_redeem(s, r->code.id, r->code.mac, r->code.app_id, 1000, &g);
+        int rc = s->ops->code_redeem(s, r->code.id, r->code.mac, r->code.app_id, 1000, &g, NULL);
         if (rc == WX_OK || rc == WX_ERR_CONFLICT) {
             if (s->ops->batch_commit(s) == WX_OK)
                 r->rc = rc;
