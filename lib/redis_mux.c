@@ -449,7 +449,8 @@ static int lconn_connect(struct lconn *l, char *why, size_t whysz)
     if (hold(s, why, whysz) != WX_OK)
         return WX_ERR_STORE;
     redisContext *c = redisConnectNonBlock(l->cfg.host, l->cfg.port);
-    struct unit *h = calloc(1, sizeof *h + 3 * sizeof(struct wx_rc_args) + 3 * sizeof(redisReply *));
+    struct unit *h =
+        calloc(1, sizeof *h + 3 * sizeof(struct wx_rc_args) + 3 * sizeof(redisReply *));
     if (!c || c->err || !h) {
         snprintf(why, whysz, "%s", c && c->err ? c->errstr : "out of memory");
         if (c)

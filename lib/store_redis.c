@@ -482,8 +482,7 @@ static int rd_access_get(struct wx_store *s, int64_t id, struct wx_access *ac)
         return rc;
     int64_t gen = 0;
     redisReply **e = r[0]->element;
-    if (r[0]->type != REDIS_REPLY_ARRAY || r[0]->elements != 8 ||
-        r[1]->type != REDIS_REPLY_ARRAY) {
+    if (r[0]->type != REDIS_REPLY_ARRAY || r[0]->elements != 8 || r[1]->type != REDIS_REPLY_ARRAY) {
         rc = WX_ERR_STORE;
     } else if (e[0]->type == REDIS_REPLY_NIL) {
         rc = WX_ERR_NOTFOUND;

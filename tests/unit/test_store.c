@@ -341,7 +341,8 @@ static void test_code_redeemed_once(void **state)
     late.expires = 1000;
     assert_int_equal(s->ops->code_insert(s, &late), WX_OK);
     assert_int_equal(s->ops->batch_begin(s), WX_OK);
-    assert_int_equal(s->ops->code_redeem(s, late.id, late.mac, a.id, 1000, &g, NULL), WX_ERR_EXPIRED);
+    assert_int_equal(s->ops->code_redeem(s, late.id, late.mac, a.id, 1000, &g, NULL),
+                     WX_ERR_EXPIRED);
     assert_int_equal(s->ops->batch_commit(s), WX_OK);
 }
 
