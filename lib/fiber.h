@@ -1,9 +1,9 @@
 /*
  * fiber.h — handlers that wait without blocking their thread. A request's handler runs on a
- * fiber (a stack of its own, switched to with ucontext), and a call that would wait on the
- * network (a Redis round trip through redis_mux.h) parks the fiber instead: the event loop goes
- * on with other requests and continues the fiber once the answer is there. Outside a fiber the
- * same calls block as before (the CLI, the writer lanes, the tests).
+ * fiber (a stack of its own, made with ucontext, switched to by _setjmp/_longjmp), and a call that
+ * would wait on the network (a Redis round trip through redis_mux.h) parks the fiber instead: the
+ * event loop goes on with other requests and continues the fiber once the answer is there. Outside
+ * a fiber the same calls block as before (the CLI, the writer lanes, the tests).
  *
  * One thread starts and continues its fibers (a fiber never moves between threads); any thread
  * may wake one. Fibers are cooperative: between two parks a fiber runs alone on its thread, so

@@ -84,6 +84,14 @@ static struct wx_fiber_hooks hooks_for(struct job *j)
     return (struct wx_fiber_hooks){.suspend = on_suspend, .wake = on_wake, .ud = j};
 }
 
+/* Starts fn(arg) on a fiber whose hooks only count, on a job of no test's. */
+static int start_plain(struct wx_fiber **f, void (*fn)(void *arg), void *arg)
+{
+    static struct job nobody;
+    struct wx_fiber_hooks h = hooks_for(&nobody);
+    return wx_fiber_start(f, fn, arg, &h);
+}
+
 static void test_runs_to_end_without_parking(void **state)
 {
     (void)state;
@@ -153,10 +161,8 @@ static void test_finished_fiber_is_reused(void **state)
 {
     (void)state;
     struct wx_fiber *f1, *f2, *self1 = NULL, *self2 = NULL;
-    struct job dummy = {0};
-    struct wx_fiber_hooks h = hooks_for(&dummy);
-    assert_int_equal(wx_fiber_start(&f1, record_self, &self1, &h), 1);
-    assert_int_equal(wx_fiber_start(&f2, record_self, &self2, &h), 1);
+    assert_int_equal(start_plain(&f1, record_self, &self1), 1);
+    assert_int_equal(start_plain(&f2, record_self, &self2), 1);
     assert_non_null(self1);
     assert_ptr_equal(self1, self2);
     assert_ptr_equal(f1, f2);
@@ -165,9 +171,7 @@ static void test_finished_fiber_is_reused(void **state)
 static void nested_start(void *arg)
 {
     struct wx_fiber *inner;
-    struct job dummy = {0};
-    struct wx_fiber_hooks h = hooks_for(&dummy);
-    *(int *)arg = wx_fiber_start(&inner, record_self, &inner, &h);
+    *(int *)arg = start_plain(&inner, record_self, &inner);
 }
 
 static void test_no_fiber_inside_a_fiber(void **state)
@@ -175,9 +179,7 @@ static void test_no_fiber_inside_a_fiber(void **state)
     (void)state;
     struct wx_fiber *f;
     int inner_rc = 0;
-    struct job dummy = {0};
-    struct wx_fiber_hooks h = hooks_for(&dummy);
-    assert_int_equal(wx_fiber_start(&f, nested_start, &inner_rc, &h), 1);
+    assert_int_equal(start_plain(&f, nested_start, &inner_rc), 1);
     assert_int_equal(inner_rc, -1);
 }
 
@@ -235,9 +237,7 @@ static void test_deep_stack_survives_a_park(void **state)
     (void)state;
     struct wx_fiber *f;
     int res = 0;
-    struct job dummy = {0};
-    struct wx_fiber_hooks h = hooks_for(&dummy);
-    assert_int_equal(wx_fiber_start(&f, deep_worker, &res, &h), 0);
+    assert_int_equal(start_plain(&f, deep_worker, &res), 0);
     assert_int_equal(wx_fiber_continue(f), 1);
     assert_int_equal(res, (int)(WX_FIBER_STACK / 2 / 2048) + 1);
 }
