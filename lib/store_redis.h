@@ -28,24 +28,36 @@ enum { L_NEW, L_REDEEM, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };
  * every token check needs its app and its generation, and apps change only by admin calls. So
  * a group of reads sees the apps as they were when it began, as a SQLite read transaction does
  * (a provider begins one at most every 10 ms, WX_SNAPSHOT_NS). This connection's own changes
- * clear the cache at once; writes that record a generation (a redemption, a new grant) read it
- * fresh; and a cached app answers only while Redis is reachable. Only a store on the shared
+ * make the copies stale at once; writes that record a generation (a new grant) read it fresh;
+ * and a cached app answers only while Redis is reachable. Only a store on the shared
  * connection (the servers' request path: the share op) caches; one on its own connection (the
  * CLI, tools) reads every time.
+ *
+ * A stale copy stays as a hint of which id its appid has (appids never change: a deleted app
+ * reads as not found, and then the appid index is asked), and while one fiber reads an app the
+ * others that need it wait for that read, then look again (one read from before a read_begin
+ * may be followed by one more): the requests in flight when the copy goes stale (64 at a time
+ * under load) cost one or two HMGETs, not a GET and an HMGET each.
  */
 #define RD_APP_CACHE    64
 #define RD_APP_FRESH_NS 10000000LL
 
+struct rd_wait; /* a fiber waiting for another's read of the same app */
+
 struct rd_app {
     struct wx_app app;
     int64_t gen;
-    int64_t at_ns; /* when read (monotonic); 0: empty */
+    int64_t at_ns;  /* when read (monotonic); 0: empty */
+    uint64_t epoch; /* struct rd's epoch when read: an older copy is only a hint of its appid */
+    int64_t busy;   /* the id a fiber is reading into this slot now (0: none) */
+    struct rd_wait *waiters; /* the fibers waiting for that read */
 };
 
 struct rd {
     struct wx_store base;
     struct wx_rc conn;                /* the connection, its URL settings and the scripts' SHAs */
     struct rd_app apps[RD_APP_CACHE]; /* by id % RD_APP_CACHE */
+    uint64_t epoch;                   /* moved by read_begin and this connection's app changes */
 };
 
 static inline struct rd *RD(struct wx_store *s)

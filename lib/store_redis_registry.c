@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fiber.h"
 #include "store_redis.h"
 
 #define RD_CHUNK 64 /* records fetched per pipeline in list calls */
@@ -52,17 +53,28 @@ static int read_app(const redisReply *r, int64_t id, struct wx_app *out, int64_t
 
 /* ---- the app cache (store_redis.h) ---- */
 
+struct rd_wait {
+    struct wx_fiber *fiber;
+    struct rd_wait *next;
+    int rc; /* the read's result */
+};
+
 void wx_rd_apps_changed(struct rd *d)
 {
-    for (int i = 0; i < RD_APP_CACHE; i++)
-        d->apps[i].at_ns = 0;
+    d->epoch++;
+}
+
+static struct rd_app *app_slot(struct rd *d, int64_t id)
+{
+    return &d->apps[(uint64_t)id % RD_APP_CACHE];
 }
 
 /* A cached copy still fresh, or NULL. Only the shared connection caches (store_redis.h). */
 static struct rd_app *cached_app(struct rd *d, int64_t id)
 {
-    struct rd_app *c = &d->apps[(uint64_t)id % RD_APP_CACHE];
-    return d->conn.mux && c->at_ns && c->app.id == id && wx_mono_ns() - c->at_ns < RD_APP_FRESH_NS
+    struct rd_app *c = app_slot(d, id);
+    return d->conn.mux && c->at_ns && c->app.id == id && c->epoch == d->epoch &&
+                   wx_mono_ns() - c->at_ns < RD_APP_FRESH_NS
                ? c
                : NULL;
 }
@@ -76,25 +88,75 @@ static int cache_usable(struct rd *d)
     return wx_rc_connect(&d->conn) == WX_OK;
 }
 
-/* Reads app id from Redis into out and *gen, and keeps it. */
+/* Reads app id from Redis into out and *gen, and keeps it (or forgets it, when it is gone). */
 static int fetch_app(struct rd *d, int64_t id, struct wx_app *out, int64_t *gen)
 {
     struct wx_rc_args a;
     redisReply *r;
     int64_t t = wx_mono_ns();
+    uint64_t epoch = d->epoch; /* both from before the read: never fresher than it is */
     hmget_app(d, &a, id);
     int rc = wx_rc_call(&d->conn, &a, &r);
     if (rc)
         return rc;
     rc = read_app(r, id, out, gen) ? WX_OK : WX_ERR_NOTFOUND;
     freeReplyObject(r);
+    struct rd_app *c = app_slot(d, id);
     if (rc == WX_OK) {
-        struct rd_app *c = &d->apps[(uint64_t)id % RD_APP_CACHE];
         c->app = *out;
         c->gen = *gen;
-        c->at_ns = t; /* from before the read: never fresher than it is */
+        c->at_ns = t;
+        c->epoch = epoch;
+    } else if (c->app.id == id) {
+        c->at_ns = 0;
     }
     return rc;
+}
+
+static void no_submit(void *arg)
+{
+    (void)arg; /* the waiter is on the slot's list: the reading fiber wakes it */
+}
+
+/*
+ * App id, from the cache while it is fresh, else read (fresh: read in any case). On a fiber of
+ * the shared connection, one read per slot at a time: the fibers that need the same app meanwhile
+ * wait for its answer instead of sending their own.
+ */
+static int load_app(struct rd *d, int64_t id, struct wx_app *out, int64_t *gen, int fresh)
+{
+    for (;;) {
+        struct rd_app *c = fresh ? NULL : cached_app(d, id);
+        if (c) {
+            *out = c->app;
+            *gen = c->gen;
+            return cache_usable(d) ? WX_OK : WX_ERR_STORE;
+        }
+        struct wx_fiber *self = wx_fiber_self();
+        c = app_slot(d, id);
+        if (fresh || !d->conn.mux || !self || (c->busy && c->busy != id))
+            return fetch_app(d, id, out, gen);
+        if (c->busy == id) {
+            struct rd_wait w = {self, c->waiters, WX_OK};
+            c->waiters = &w;
+            wx_fiber_wait(no_submit, NULL);
+            if (w.rc != WX_OK)
+                return w.rc;
+            continue; /* read: fresh, unless it began before a read_begin (then read again) */
+        }
+        c->busy = id;
+        int rc = fetch_app(d, id, out, gen);
+        struct rd_wait *w = c->waiters;
+        c->busy = 0;
+        c->waiters = NULL;
+        while (w) {
+            struct rd_wait *next = w->next; /* w is on a stack that may run once woken */
+            w->rc = rc;
+            wx_fiber_wake(w->fiber);
+            w = next;
+        }
+        return rc;
+    }
 }
 
 /* The fields app_update may change. */
@@ -140,14 +202,8 @@ int wx_rd_app_insert(struct wx_store *s, struct wx_app *app)
 
 int wx_rd_app_by_id(struct wx_store *s, int64_t id, struct wx_app *out)
 {
-    struct rd *d = RD(s);
-    struct rd_app *c = cached_app(d, id);
     int64_t gen;
-    if (c) {
-        *out = c->app;
-        return cache_usable(d) ? WX_OK : WX_ERR_STORE;
-    }
-    return fetch_app(d, id, out, &gen);
+    return load_app(RD(s), id, out, &gen, 0);
 }
 
 int wx_rd_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out)
@@ -158,11 +214,18 @@ int wx_rd_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out
     int64_t id = 0;
     if (strlen(appid) > WX_APPID_LEN)
         return WX_ERR_NOTFOUND; /* no app has it (a request's parameter may be 4 KiB) */
-    for (int i = 0; i < RD_APP_CACHE; i++) {
+    for (int i = 0; i < RD_APP_CACHE && d->conn.mux; i++) {
         struct rd_app *c = &d->apps[i];
-        if (c->at_ns && !strcmp(c->app.appid, appid) && cached_app(d, c->app.id) == c) {
-            *out = c->app;
-            return cache_usable(d) ? WX_OK : WX_ERR_STORE;
+        if (c->at_ns && !strcmp(c->app.appid, appid)) {
+            /* fresh, or stale: a hint of its id (an app keeps its appid; a deleted one reads
+             * as not found, and then the index is asked) */
+            int64_t gen;
+            int rc = load_app(d, c->app.id, out, &gen, 0);
+            if (rc == WX_OK && !strcmp(out->appid, appid))
+                return WX_OK;
+            if (rc == WX_ERR_STORE)
+                return rc;
+            break;
         }
     }
     wx_rc_arg_cmd(&a, "GET");
@@ -322,13 +385,8 @@ int wx_rd_app_set_secret(struct wx_store *s, int64_t id, const unsigned char mac
 /* The app's generation (bumped by each secret reset); WX_ERR_NOTFOUND once it is deleted. */
 int wx_rd_app_gen(struct rd *d, int64_t app_id, int64_t *gen, int fresh)
 {
-    struct rd_app *c = fresh ? NULL : cached_app(d, app_id);
     struct wx_app app;
-    if (c) {
-        *gen = c->gen;
-        return cache_usable(d) ? WX_OK : WX_ERR_STORE;
-    }
-    return fetch_app(d, app_id, &app, gen);
+    return load_app(d, app_id, &app, gen, fresh);
 }
 
 /* Revoked when issued under an older generation of its app; gone with the app. */

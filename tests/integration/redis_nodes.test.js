@@ -7,6 +7,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
+const { execFileSync } = require('node:child_process');
 const h = require('./harness');
 const { startRedis, REDIS } = require('./redis');
 const { startGate, signIn } = require('./gatekit');
@@ -143,6 +144,38 @@ test('two gates on one Redis: a login through A is valid at B; sign-out at A end
     await p.stop();
     await r.cleanup();
   }
+});
+
+// Redis's count of each command (those that scripts run included), from INFO commandstats.
+function commandCalls(port) {
+  const out = execFileSync('redis-cli', ['-p', String(port), 'info', 'commandstats'], { encoding: 'utf8' });
+  const calls = {};
+  for (const m of out.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+  return (name) => calls[name] || 0;
+}
+
+test('64 exchanges at once read their app once per cache refresh, not once each', { skip }, async () => {
+  await onRedis(async ({ r, d, ps: [p] }) => {
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 641);
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.pop())).access_token);
+    const before = commandCalls(r.port);
+    const t0 = Date.now();
+    while (codes.length) {
+      const res = await Promise.all(codes.splice(0, 64).map((c) => h.exchange(p.base, d.appid, d.secret, c)));
+      res.forEach((x) => assert.ok(x.access_token, JSON.stringify(x)));
+    }
+    const ms = Date.now() - t0, after = commandCalls(r.port);
+    const delta = (name) => after(name) - before(name);
+    // Each exchange is one script, whose one HMGET reads the code; any other HMGET or GET is
+    // of the app (its record, its appid index). The app's copy goes stale every 10 ms (the
+    // read-group renewal and its own age): then one read each, and at most one more by a
+    // request that began to wait before a renewal (store_redis.h).
+    assert.strictEqual(delta('evalsha'), 640);
+    const appReads = delta('hmget') - delta('evalsha') + delta('get');
+    const bound = 4 * (Math.ceil(ms / 10) + 1);
+    console.log(`640 exchanges in ${ms} ms, 64 at a time: ${appReads} reads of the app (bound ${bound})`);
+    assert.ok(appReads <= bound, `${appReads} reads of the app in ${ms} ms`);
+  }, { nodes: 1 });
 });
 
 test('the per-minute quota is shared by the nodes (within 16 calls per node)', { skip }, async () => {

@@ -982,6 +982,97 @@ static void test_redis_mux_shared(void **state)
     }
 }
 
+/* Sends one raw command (arguments up to a NULL, the key made with conn's prefix). */
+static void raw(struct wx_store *s, const char *cmd, const char *key, const void *val, size_t len)
+{
+    struct wx_rc *conn = &RD(s)->conn;
+    struct wx_rc_args a;
+    redisReply *r;
+    wx_rc_arg_cmd(&a, cmd);
+    wx_rc_arg_key(conn, &a, "%s", key);
+    if (val)
+        wx_rc_arg_bin(&a, val, len);
+    if (!strcmp(cmd, "HSET"))
+        wx_rc_arg_str(&a, "x");
+    assert_int_equal(wx_rc_call(conn, &a, &r), WX_OK);
+    freeReplyObject(r);
+}
+
+/*
+ * Grants and access tokens are packed strings (store_redis.c): every field comes back as
+ * written, the largest values included, and a record that is not one (cut short, a field
+ * missing, too many, not a number, out of range, another type) is a store error, never a
+ * credential made of whatever parsed.
+ */
+static void test_redis_packed_records(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app app = app_spec("wx00000000000000f2");
+    assert_int_equal(s->ops->app_insert(s, &app), WX_OK);
+    struct wx_user u = add_user(s, "小孙");
+    struct wx_code c = add_code(s, app.id, u.id, 0x3d);
+    struct wx_grant g = redeem(s, &c, WX_OK), got;
+    struct wx_access a = {0}, back;
+    memset(a.mac, 0x7e, sizeof a.mac);
+    a.grant_id = g.id;
+    a.app_id = app.id;
+    a.user_id = u.id;
+    a.scope = 2;
+    a.snapshot = 1;
+    a.expires = RD_MAX_TIME; /* the largest a store keeps */
+    assert_int_equal(s->ops->access_insert(s, &a), WX_OK);
+    assert_int_equal(s->ops->access_get(s, a.id, &back), WX_OK);
+    assert_memory_equal(back.mac, a.mac, WX_CRED_MAC);
+    assert_int_equal(back.grant_id, g.id);
+    assert_int_equal(back.app_id, app.id);
+    assert_int_equal(back.user_id, u.id);
+    assert_int_equal(back.scope, 2);
+    assert_int_equal(back.snapshot, 1);
+    assert_int_equal(back.expires, RD_MAX_TIME);
+    assert_int_equal(s->ops->grant_get(s, g.id, &got), WX_OK);
+    assert_memory_equal(got.mac, g.mac, WX_CRED_MAC);
+    assert_int_equal(got.code_id, c.id);
+    assert_int_equal(got.created, 1000);
+    assert_int_equal(got.expires, 1000 + 30 * 86400);
+
+    char gkey[96], akey[96], mac[WX_CRED_MAC + 1];
+    snprintf(gkey, sizeof gkey, "{%llx}:grant:%lld", (unsigned long long)((uint64_t)g.id >> 32),
+             (long long)g.id);
+    snprintf(akey, sizeof akey, "{%llx}:access:%lld", (unsigned long long)((uint64_t)a.id >> 32),
+             (long long)a.id);
+    memset(mac, 'm', WX_CRED_MAC);
+    mac[WX_CRED_MAC] = '\0';
+    /* Each kind's n numbers (grant 8, token 7), then what is wrong with them. */
+    const char *bad[] = {"",
+                         " 1 2 3 4 5 6",
+                         " 1 2 3 4 5 6 7 8 9",
+                         " 1 2 3 4 5 6 7 ",
+                         " 1 2 3 x 5 6 7",
+                         " 1 2 3 4 5 6 9223372036854775808",
+                         " 1 2 3 4 5 6 99999999999999999999999",
+                         " 1  2 3 4 5 6 7",
+                         " 1 2 3 4 5 6 -",
+                         "-"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (int grant = 0; grant < 2; grant++) {
+            char v[160];
+            /* a grant has one number more: put it in front, where it changes nothing else */
+            int n = i == 0 ? snprintf(v, sizeof v, "short")
+                           : snprintf(v, sizeof v, "%s%s%s", mac, grant ? " 1" : "", bad[i]);
+            raw(s, "SET", grant ? gkey : akey, v, (size_t)n);
+            if (grant)
+                assert_int_equal(s->ops->grant_get(s, g.id, &got), WX_ERR_STORE);
+            else
+                assert_int_equal(s->ops->access_get(s, a.id, &back), WX_ERR_STORE);
+        }
+    }
+    raw(s, "DEL", gkey, NULL, 0);
+    raw(s, "HSET", gkey, "mac", 3); /* a hash where a string belongs */
+    assert_int_equal(s->ops->grant_get(s, g.id, &got), WX_ERR_STORE);
+    raw(s, "DEL", akey, NULL, 0);
+    assert_int_equal(s->ops->access_get(s, a.id, &back), WX_ERR_NOTFOUND);
+}
+
 /*
  * The app cache of a store on the shared connection (store_redis.h): its own changes seen at
  * once, another connection's from its next read_begin, a secret reset's revocation likewise,
@@ -1098,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_redis_outage_and_restart),
         cmocka_unit_test(test_redis_mux_shared),
         cmocka_unit_test(test_redis_app_cache),
+        cmocka_unit_test(test_redis_packed_records),
     };
     const char *env = getenv("WXAUTH_TEST_STORE"), *server = getenv("WXAUTH_REDIS_SERVER");
     if (env && !strcmp(env, "redis-spawn") && (!server || access(server, X_OK) != 0)) {
