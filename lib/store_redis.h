@@ -35,8 +35,7 @@ enum { L_NEW, L_REDEEM, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };
  *
  * A stale copy stays as a hint of which id its appid has (appids never change: a deleted app
  * reads as not found, and then the appid index is asked): the requests in flight when the copy
- * goes stale (64 at a time under load) cost an HMGET each, not a GET and an HMGET. (Making them
- * wait for one fiber's read hung /admin/issue in a `make bench` run: reverted until understood.)
+ * goes stale (64 at a time under load) cost an HMGET each, not a GET and an HMGET.
  */
 #define RD_APP_CACHE    64
 #define RD_APP_FRESH_NS 10000000LL
