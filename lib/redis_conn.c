@@ -326,20 +326,15 @@ int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
     return WX_OK;
 }
 
-/* Sends n commands in one round trip; every reply must be a non-error one. */
-int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+/* Sends n commands in one round trip: WX_OK with every reply, error replies included. */
+static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
 {
-    int rc = WX_ERR_STORE, got = 0;
+    int got = 0;
     for (int i = 0; i < n; i++)
         if (a[i].over)
             return WX_ERR_STORE;
-    if (conn->mux) {
-        if (mux_run(conn, a, n, out))
-            return WX_ERR_STORE;
-        got = n;
-        rc = WX_OK;
-        goto replies;
-    }
+    if (conn->mux)
+        return mux_run(conn, a, n, out) ? WX_ERR_STORE : WX_OK;
     if (wx_rc_connect(conn))
         return WX_ERR_STORE;
     struct sigpipe g;
@@ -352,48 +347,112 @@ int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply *
            out[got])
         got++;
     sp_unblock(&g, got < n);
-    if (got < n)
-        failed(conn, t0);
-    else
-        rc = WX_OK;
-replies:
+    if (got == n)
+        return WX_OK;
+    failed(conn, t0);
     for (int i = 0; i < got; i++)
-        if (out[i]->type == REDIS_REPLY_ERROR)
-            rc = WX_ERR_STORE;
-    if (rc)
-        for (int i = 0; i < got; i++)
-            freeReplyObject(out[i]);
-    return rc;
+        freeReplyObject(out[i]);
+    return WX_ERR_STORE;
+}
+
+static void free_all(redisReply **r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        freeReplyObject(r[i]);
+        r[i] = NULL;
+    }
+}
+
+/* Whether any of r[0..n) is an error reply (with noscript: other than NOSCRIPT). */
+static int any_error(redisReply **r, int n, int noscript_ok)
+{
+    for (int i = 0; i < n; i++)
+        if (r[i]->type == REDIS_REPLY_ERROR && !(noscript_ok && !strncmp(r[i]->str, "NOSCRIPT", 8)))
+            return 1;
+    return 0;
+}
+
+int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+{
+    if (send_all(conn, a, n, out))
+        return WX_ERR_STORE;
+    if (!any_error(out, n, 0))
+        return WX_OK;
+    free_all(out, n);
+    return WX_ERR_STORE;
+}
+
+/* SCRIPT LOAD of conn->lua[script] unless its sha is known. */
+static int load_sha(struct wx_rc *conn, int script)
+{
+    if (conn->sha[script][0])
+        return WX_OK;
+    struct wx_rc_args load;
+    redisReply *r;
+    wx_rc_arg_cmd(&load, "SCRIPT");
+    wx_rc_arg_strs(&load, "LOAD", conn->lua[script], NULL);
+    if (wx_rc_call(conn, &load, &r))
+        return WX_ERR_STORE;
+    if (r->type == REDIS_REPLY_STRING && r->len == 40)
+        memcpy(conn->sha[script], r->str, 41);
+    freeReplyObject(r);
+    return conn->sha[script][0] ? WX_OK : WX_ERR_STORE;
+}
+
+static void as_evalsha(struct wx_rc *conn, int script, struct wx_rc_args *a)
+{
+    a->v[1] = conn->sha[script];
+    a->l[1] = 40;
+}
+
+static void as_eval(struct wx_rc *conn, int script, struct wx_rc_args *a)
+{
+    a->v[0] = "EVAL";
+    a->l[0] = 4;
+    a->v[1] = conn->lua[script];
+    a->l[1] = strlen(conn->lua[script]);
 }
 
 /* EVALSHA, and EVAL when Redis does not know the script (after a restart or a flush). */
 int wx_rc_eval(struct wx_rc *conn, int script, struct wx_rc_args *a, redisReply **out)
 {
-    if (!conn->sha[script][0]) {
-        struct wx_rc_args load;
-        redisReply *r;
-        wx_rc_arg_cmd(&load, "SCRIPT");
-        wx_rc_arg_strs(&load, "LOAD", conn->lua[script], NULL);
-        int rc = wx_rc_call(conn, &load, &r);
-        if (rc)
-            return WX_ERR_STORE;
-        if (r->type == REDIS_REPLY_STRING && r->len == 40)
-            memcpy(conn->sha[script], r->str, 41);
-        freeReplyObject(r);
-        if (!conn->sha[script][0])
-            return WX_ERR_STORE;
-    }
-    a->v[1] = conn->sha[script];
-    a->l[1] = 40;
+    if (load_sha(conn, script))
+        return WX_ERR_STORE;
+    as_evalsha(conn, script, a);
     int rc = wx_rc_call(conn, a, out);
     if (rc == WX_RC_NOSCRIPT) {
-        a->v[0] = "EVAL";
-        a->l[0] = 4;
-        a->v[1] = conn->lua[script];
-        a->l[1] = strlen(conn->lua[script]);
+        as_eval(conn, script, a);
         rc = wx_rc_call(conn, a, out);
     }
     return rc == WX_OK ? WX_OK : WX_ERR_STORE;
+}
+
+int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, int n,
+                        redisReply **out)
+{
+    if (load_sha(conn, script))
+        return WX_ERR_STORE;
+    for (int i = 0; i < n; i++)
+        as_evalsha(conn, script, &a[i]);
+    if (send_all(conn, a, n, out))
+        return WX_ERR_STORE;
+    if (any_error(out, n, 1)) {
+        free_all(out, n);
+        return WX_ERR_STORE;
+    }
+    /* Redis forgot the script (a restart or a flush) between the load and these: send the
+     * calls that met NOSCRIPT again with the script's text, in order. */
+    for (int i = 0; i < n; i++) {
+        if (out[i]->type != REDIS_REPLY_ERROR)
+            continue;
+        freeReplyObject(out[i]);
+        as_eval(conn, script, &a[i]);
+        if (wx_rc_call(conn, &a[i], &out[i])) {
+            free_all(out, n); /* out[i] is NULL */
+            return WX_ERR_STORE;
+        }
+    }
+    return WX_OK;
 }
 
 /* A script (script >= 0) or command (-1) whose reply is one integer. */

@@ -127,6 +127,13 @@ int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply *
  * or WX_ERR_STORE.
  */
 int wx_rc_eval(struct wx_rc *conn, int script, struct wx_rc_args *a, redisReply **out);
+/*
+ * wx_rc_eval for n calls of one script a[0..n) (each built by wx_rc_arg_script) in one round
+ * trip: WX_OK with out[0..n) holding every reply, none an error (the caller frees them), or
+ * WX_ERR_STORE and nothing to free. Calls that were sent may have run even then.
+ */
+int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, int n,
+                        redisReply **out);
 /* wx_rc_eval for a script whose reply is one integer, into *v. */
 int wx_rc_eval_int(struct wx_rc *conn, int script, struct wx_rc_args *a, int64_t *v);
 /* wx_rc_call for a command whose reply is one integer, into *v. */

@@ -141,7 +141,9 @@ struct wx_store_ops {
     int (*follow_get)(struct wx_store *s, int64_t user_id, int64_t app_id, int64_t *since);
     int (*follow_list)(struct wx_store *s, int64_t user_id, wx_app_cb cb, void *ud);
 
-    int (*code_insert)(struct wx_store *s, struct wx_code *code); /* sets id */
+    /* Inserts code[0..n) and sets each id (Redis: many per round trip). On an error some of
+     * them may exist: they are unknown to every client and expire with their codes. */
+    int (*code_insert)(struct wx_store *s, struct wx_code *code, size_t n);
     /*
      * Atomically redeems a code into a grant. The caller fills grant->mac, created and expires;
      * the store fills app_id, user_id, code_id, scope and snapshot from the code, inserts the

@@ -313,28 +313,37 @@ static int unpack(const redisReply *r, unsigned char mac[WX_CRED_MAC], int64_t *
 }
 
 /*
- * Creates kind:<fresh id>, with L_NEW's mode and gen: a hash of the fields in f (shape "hash":
- * field, value, ...) or a string (shape "str": f holds the packed record). other_kind:other_id
- * is its twin or its grant (other_id 0: the same id); a grant's access token takes the grant's
- * family.
+ * L_NEW's call for kind:<a fresh id> into a, that id its result: with L_NEW's mode and gen, a
+ * hash of the fields in f (shape "hash": field, value, ...) or a string (shape "str": f holds
+ * the packed record). other_kind:other_id is its twin or its grant (other_id 0: the same id); a
+ * grant's access token takes the grant's family. a borrows f's values: f must outlive it.
  */
+static int64_t new_call(struct rd *d, const char *kind, const char *other_kind, int64_t other_id,
+                        const char *mode, int64_t gen, int64_t expires, const char *shape,
+                        const struct wx_rc_args *f, struct wx_rc_args *a)
+{
+    int64_t v = fresh_id(other_id), o = other_id > 0 ? other_id : v;
+    wx_rc_arg_script(a, 2);
+    wx_rc_arg_key(&d->conn, a, "{%llx}:%s:%lld", fam(v), kind, (long long)v);
+    wx_rc_arg_key(&d->conn, a, "{%llx}:%s:%lld", fam(o), other_kind, (long long)o);
+    wx_rc_arg_i64(a, expire_at(expires, RD_GRACE));
+    wx_rc_arg_str(a, mode);
+    wx_rc_arg_i64(a, gen);
+    wx_rc_arg_str(a, shape);
+    for (int j = 0; j < f->n; j++)
+        wx_rc_arg_bin(a, f->v[j], f->l[j]);
+    a->over |= f->over;
+    return v;
+}
+
+/* Creates the record new_call describes, trying RD_TRIES fresh ids; its id in *id. */
 static int create(struct rd *d, const char *kind, const char *other_kind, int64_t other_id,
                   const char *mode, int64_t gen, int64_t expires, const char *shape,
                   const struct wx_rc_args *f, int64_t *id)
 {
     for (int i = 0; i < RD_TRIES; i++) {
         struct wx_rc_args a;
-        int64_t v = fresh_id(other_id), ok, o = other_id > 0 ? other_id : v;
-        wx_rc_arg_script(&a, 2);
-        wx_rc_arg_key(&d->conn, &a, "{%llx}:%s:%lld", fam(v), kind, (long long)v);
-        wx_rc_arg_key(&d->conn, &a, "{%llx}:%s:%lld", fam(o), other_kind, (long long)o);
-        wx_rc_arg_i64(&a, expire_at(expires, RD_GRACE));
-        wx_rc_arg_str(&a, mode);
-        wx_rc_arg_i64(&a, gen);
-        wx_rc_arg_str(&a, shape);
-        for (int j = 0; j < f->n; j++)
-            wx_rc_arg_bin(&a, f->v[j], f->l[j]);
-        a.over |= f->over;
+        int64_t ok, v = new_call(d, kind, other_kind, other_id, mode, gen, expires, shape, f, &a);
         int rc = wx_rc_eval_int(&d->conn, L_NEW, &a, &ok);
         if (rc)
             return rc;
@@ -346,18 +355,63 @@ static int create(struct rd *d, const char *kind, const char *other_kind, int64_
     return WX_ERR_STORE;
 }
 
-static int rd_code_insert(struct wx_store *s, struct wx_code *c)
+static void code_fields(const struct wx_code *c, struct wx_rc_args *f)
+{
+    wx_rc_arg_clear(f);
+    wx_rc_arg_str(f, "mac");
+    wx_rc_arg_bin(f, c->mac, WX_CRED_MAC);
+    wx_rc_arg_field(f, "app", c->app_id);
+    wx_rc_arg_field(f, "user", c->user_id);
+    wx_rc_arg_field(f, "scope", c->scope);
+    wx_rc_arg_field(f, "snap", c->snapshot);
+    wx_rc_arg_field(f, "exp", c->expires);
+}
+
+static int code_create(struct rd *d, struct wx_code *c)
 {
     struct wx_rc_args f;
-    wx_rc_arg_clear(&f);
-    wx_rc_arg_str(&f, "mac");
-    wx_rc_arg_bin(&f, c->mac, WX_CRED_MAC);
-    wx_rc_arg_field(&f, "app", c->app_id);
-    wx_rc_arg_field(&f, "user", c->user_id);
-    wx_rc_arg_field(&f, "scope", c->scope);
-    wx_rc_arg_field(&f, "snap", c->snapshot);
-    wx_rc_arg_field(&f, "exp", c->expires);
-    return create(RD(s), "code", "grant", 0, "twin", 0, c->expires, "hash", &f, &c->id);
+    code_fields(c, &f);
+    return create(d, "code", "grant", 0, "twin", 0, c->expires, "hash", &f, &c->id);
+}
+
+/*
+ * RD_BATCH codes per round trip (one unit on the shared connection, so one fsync for all of
+ * them); a code whose fresh id was taken is created again on its own.
+ */
+static int rd_code_insert(struct wx_store *s, struct wx_code *c, size_t n)
+{
+    struct rd *d = RD(s);
+    if (n == 1)
+        return code_create(d, c);
+    /* a[RD_BATCH + i] holds call a[i]'s fields, which it borrows */
+    struct wx_rc_args *a = malloc(2 * RD_BATCH * sizeof *a);
+    if (!a)
+        return WX_ERR_NOMEM;
+    redisReply *r[RD_BATCH];
+    int64_t id[RD_BATCH];
+    int rc = WX_OK;
+    for (size_t at = 0; rc == WX_OK && at < n; at += RD_BATCH) {
+        int m = n - at < RD_BATCH ? (int)(n - at) : RD_BATCH;
+        for (int i = 0; i < m; i++) {
+            code_fields(&c[at + (size_t)i], &a[RD_BATCH + i]);
+            id[i] = new_call(d, "code", "grant", 0, "twin", 0, c[at + (size_t)i].expires, "hash",
+                             &a[RD_BATCH + i], &a[i]);
+        }
+        if ((rc = wx_rc_eval_pipeline(&d->conn, L_NEW, a, m, r)))
+            break;
+        for (int i = 0; i < m; i++) {
+            int64_t ok = -1;
+            if (!wx_rc_reply_i64(r[i], &ok) || (ok != 0 && ok != 1))
+                rc = WX_ERR_STORE;
+            else if (ok)
+                c[at + (size_t)i].id = id[i];
+            freeReplyObject(r[i]);
+            if (rc == WX_OK && !ok)
+                rc = code_create(d, &c[at + (size_t)i]);
+        }
+    }
+    free(a);
+    return rc;
 }
 
 /* Fills g from a redeem reply {status, user, scope, snapshot}. */

@@ -17,6 +17,7 @@
 #define RD_GRACE       86400       /* seconds a credential or nonce outlives its expiry */
 #define RD_MAX_TIME    (1LL << 40) /* expiry times are clamped here (year 36812) */
 #define RD_TRIES       8           /* fresh random ids tried before giving up */
+#define RD_BATCH       128         /* codes created per round trip (code_insert of many) */
 #define RD_FAMILY_MASK (~(uint64_t)0xffffffffu)
 #define RD_ID_MASK     ((1ULL << 62) - 1)
 

@@ -618,21 +618,24 @@ static int sq_follow_list(struct wx_store *s, int64_t user_id, wx_app_cb cb, voi
     return each_app(q, cb, ud);
 }
 
-static int sq_code_insert(struct wx_store *s, struct wx_code *c)
+static int sq_code_insert(struct wx_store *s, struct wx_code *c, size_t n)
 {
-    sqlite3_stmt *q = stmt(s, Q_CODE_INS);
-    if (!q)
-        return WX_ERR_STORE;
-    sqlite3_bind_blob(q, 1, c->mac, WX_CRED_MAC, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, c->app_id);
-    sqlite3_bind_int64(q, 3, c->user_id);
-    sqlite3_bind_int(q, 4, c->scope);
-    sqlite3_bind_int(q, 5, c->snapshot);
-    sqlite3_bind_int64(q, 6, c->expires);
-    int rc = run(q);
-    if (rc == WX_OK)
-        c->id = sqlite3_last_insert_rowid(SQ(s)->db);
-    return rc;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *q = stmt(s, Q_CODE_INS);
+        if (!q)
+            return WX_ERR_STORE;
+        sqlite3_bind_blob(q, 1, c[i].mac, WX_CRED_MAC, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, c[i].app_id);
+        sqlite3_bind_int64(q, 3, c[i].user_id);
+        sqlite3_bind_int(q, 4, c[i].scope);
+        sqlite3_bind_int(q, 5, c[i].snapshot);
+        sqlite3_bind_int64(q, 6, c[i].expires);
+        int rc = run(q);
+        if (rc)
+            return rc;
+        c[i].id = sqlite3_last_insert_rowid(SQ(s)->db);
+    }
+    return WX_OK;
 }
 
 /*

@@ -215,6 +215,40 @@ static int op_user_snapshot(struct admin_job *a, struct wx_store *s)
     return 0;
 }
 
+/* Codes minted per store call by /admin/issue (on Redis, RD_BATCH share a round trip). */
+#define ISSUE_CHUNK 1024
+
+static int issue_code(const struct wx_code *code, const struct wx_cred *c, json_t *list)
+{
+    char s1[WX_CRED_MAX];
+    wx_cred_format(WX_CRED_CODE, c, code->id, s1);
+    return json_array_append_new(list, json_string(s1)) ? WX_ERR_NOMEM : WX_OK;
+}
+
+/* Redeems the fresh code into a grant and its first access token, as an exchange does. */
+static int issue_token(struct admin_job *a, struct wx_store *s, const struct wx_code *code,
+                       const struct wx_cred *c, json_t *list)
+{
+    int64_t now = wx_p_now(a->p);
+    struct wx_cred c1, c2;
+    char s1[WX_CRED_MAX], s2[WX_CRED_MAX];
+    struct wx_grant g = {.created = now, .expires = now + WX_REFRESH_TTL};
+    struct wx_access ac = {.expires = now + WX_ACCESS_TTL};
+    wx_cred_new(&a->p->keys, WX_CRED_REFRESH, &c2);
+    wx_cred_new(&a->p->keys, WX_CRED_ACCESS, &c1);
+    memcpy(g.mac, c2.mac, WX_CRED_MAC);
+    memcpy(ac.mac, c1.mac, WX_CRED_MAC);
+    int rc = s->ops->code_redeem(s, code->id, c->mac, code->app_id, now, &g, &ac);
+    if (rc)
+        return rc;
+    wx_cred_format(WX_CRED_ACCESS, &c1, ac.id, s1);
+    wx_cred_format(WX_CRED_REFRESH, &c2, g.id, s2);
+    return json_array_append_new(list,
+                                 json_pack("{s:s, s:s}", "access_token", s1, "refresh_token", s2))
+               ? WX_ERR_NOMEM
+               : WX_OK;
+}
+
 /* Mints count codes, or count (access, refresh) pairs, for an (app, user, scope). */
 static int op_issue(struct admin_job *a, struct wx_store *s)
 {
@@ -244,48 +278,29 @@ static int op_issue(struct admin_job *a, struct wx_store *s)
     wx_p_openid(a->p, &app, uid, openid);
     json_t *list = json_array();
     a->out = json_pack("{s:s, s:o}", "openid", openid, tokens ? "tokens" : "codes", list);
-    for (long long i = 0; i < count; i++) {
-        struct wx_cred c1, c2;
-        char s1[WX_CRED_MAX], s2[WX_CRED_MAX];
-        struct wx_code code = {0};
-        wx_cred_new(&a->p->keys, WX_CRED_CODE, &c1);
-        memcpy(code.mac, c1.mac, WX_CRED_MAC);
-        code.app_id = app.id;
-        code.user_id = uid;
-        code.scope = scope;
-        code.snapshot = u.snapshot;
-        code.expires = now + WX_CODE_TTL;
-        if (s->ops->code_insert(s, &code))
-            return -1;
-        if (!tokens) {
-            wx_cred_format(WX_CRED_CODE, &c1, code.id, s1);
-            json_array_append_new(list, json_string(s1));
-            continue;
+    struct wx_code *code = calloc(ISSUE_CHUNK, sizeof *code);
+    struct wx_cred *cred = calloc(ISSUE_CHUNK, sizeof *cred);
+    int rc = code && cred ? WX_OK : WX_ERR_NOMEM;
+    for (long long at = 0; rc == WX_OK && at < count; at += ISSUE_CHUNK) {
+        size_t m = count - at < ISSUE_CHUNK ? (size_t)(count - at) : ISSUE_CHUNK;
+        for (size_t i = 0; i < m; i++) {
+            wx_cred_new(&a->p->keys, WX_CRED_CODE, &cred[i]);
+            code[i] = (struct wx_code){.app_id = app.id,
+                                       .user_id = uid,
+                                       .scope = scope,
+                                       .snapshot = u.snapshot,
+                                       .expires = now + WX_CODE_TTL};
+            memcpy(code[i].mac, cred[i].mac, WX_CRED_MAC);
         }
-        struct wx_grant g = {0};
-        struct wx_access ac = {0};
-        wx_cred_new(&a->p->keys, WX_CRED_REFRESH, &c2);
-        memcpy(g.mac, c2.mac, WX_CRED_MAC);
-        g.created = now;
-        g.expires = now + WX_REFRESH_TTL;
-        if (s->ops->code_redeem(s, code.id, c1.mac, app.id, now, &g, NULL))
-            return -1;
-        wx_cred_new(&a->p->keys, WX_CRED_ACCESS, &c1);
-        memcpy(ac.mac, c1.mac, WX_CRED_MAC);
-        ac.grant_id = g.id;
-        ac.app_id = app.id;
-        ac.user_id = uid;
-        ac.scope = scope;
-        ac.expires = now + WX_ACCESS_TTL;
-        ac.snapshot = u.snapshot;
-        if (s->ops->access_insert(s, &ac))
-            return -1;
-        wx_cred_format(WX_CRED_ACCESS, &c1, ac.id, s1);
-        wx_cred_format(WX_CRED_REFRESH, &c2, g.id, s2);
-        json_array_append_new(list,
-                              json_pack("{s:s, s:s}", "access_token", s1, "refresh_token", s2));
+        if ((rc = s->ops->code_insert(s, code, m)))
+            break;
+        for (size_t i = 0; rc == WX_OK && i < m; i++)
+            rc = tokens ? issue_token(a, s, &code[i], &cred[i], list)
+                        : issue_code(&code[i], &cred[i], list);
     }
-    return 0;
+    free(code);
+    free(cred);
+    return rc ? -1 : 0;
 }
 
 struct collect {

@@ -183,7 +183,7 @@ static int issue_run(struct wx_job *j, struct wx_store *s)
         c.scope = ij->scope;
         c.snapshot = ij->snapshot;
         c.expires = ij->now + WX_CODE_TTL;
-        if (s->ops->code_insert(s, &c))
+        if (s->ops->code_insert(s, &c, 1))
             return -1;
         ij->ids[i] = c.id;
     }

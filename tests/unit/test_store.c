@@ -303,7 +303,7 @@ static void test_code_redeemed_once(void **state)
     c.user_id = u.id;
     c.scope = WX_SCOPE_USERINFO;
     c.expires = 1000;
-    assert_int_equal(s->ops->code_insert(s, &c), WX_OK);
+    assert_int_equal(s->ops->code_insert(s, &c, 1), WX_OK);
     unsigned char wrong[WX_CRED_MAC];
     memset(wrong, 0x34, sizeof wrong);
     struct wx_grant g = {0};
@@ -339,7 +339,7 @@ static void test_code_redeemed_once(void **state)
     assert_true(got.revoked);
     struct wx_code late = c;
     late.expires = 1000;
-    assert_int_equal(s->ops->code_insert(s, &late), WX_OK);
+    assert_int_equal(s->ops->code_insert(s, &late, 1), WX_OK);
     assert_int_equal(s->ops->batch_begin(s), WX_OK);
     assert_int_equal(s->ops->code_redeem(s, late.id, late.mac, a.id, 1000, &g, NULL),
                      WX_ERR_EXPIRED);
@@ -428,7 +428,7 @@ static struct wx_code add_code(struct wx_store *s, int64_t app_id, int64_t user_
     c.user_id = user_id;
     c.scope = WX_SCOPE_BASE;
     c.expires = 2000;
-    assert_int_equal(s->ops->code_insert(s, &c), WX_OK);
+    assert_int_equal(s->ops->code_insert(s, &c, 1), WX_OK);
     assert_true(c.id > 0);
     return c;
 }
@@ -750,6 +750,44 @@ static void test_ids_unique(void **state)
     }
 }
 
+/*
+ * code_insert of many (what /admin/issue mints with): more than one Redis batch and not a
+ * multiple of it, each code its own id and redeemable once with its own MAC.
+ */
+static void insert_codes_together(struct wx_store *s, const char *appid)
+{
+    enum { N = 2 * RD_BATCH + 45 };
+    static struct wx_code c[N];
+    static int64_t ids[N];
+    struct wx_app a = add_app(s, appid);
+    struct wx_user u = add_user(s, "小冯");
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct wx_code){
+            .app_id = a.id, .user_id = u.id, .scope = WX_SCOPE_BASE, .expires = 2000};
+        memcpy(c[i].mac, &i, sizeof i);
+    }
+    assert_int_equal(s->ops->code_insert(s, c, N), WX_OK);
+    for (int i = 0; i < N; i++) {
+        assert_true(c[i].id > 0);
+        ids[i] = c[i].id;
+    }
+    qsort(ids, N, sizeof ids[0], cmp_i64);
+    for (int i = 1; i < N; i++)
+        assert_true(ids[i] != ids[i - 1]);
+    for (int i = 0; i < N; i += 7) {
+        struct wx_code wrong = c[i];
+        wrong.mac[0] ^= 1;
+        redeem(s, &wrong, WX_ERR_NOTFOUND);
+        redeem(s, &c[i], WX_OK);
+        redeem(s, &c[i], WX_ERR_CONFLICT);
+    }
+}
+
+static void test_codes_inserted_together(void **state)
+{
+    insert_codes_together(*state, "wx0000000000000ca1");
+}
+
 /* ---- 50 connections race to redeem one code ---- */
 
 enum { RACERS = 50 };
@@ -999,6 +1037,25 @@ static void raw(struct wx_store *s, const char *cmd, const char *key, const void
 }
 
 /*
+ * Redis forgetting its scripts (a restart, a SCRIPT FLUSH) between the store's load and a
+ * batch of codes: every call of the batch meets NOSCRIPT and is sent again as EVAL.
+ */
+static void test_redis_codes_after_script_flush(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app a = add_app(s, "wx0000000000000ca2");
+    struct wx_user u = add_user(s, "小褚");
+    add_code(s, a.id, u.id, 0x3e); /* the script is loaded: its sha is known */
+    struct wx_rc_args f;
+    redisReply *r;
+    wx_rc_arg_cmd(&f, "SCRIPT");
+    wx_rc_arg_str(&f, "FLUSH");
+    assert_int_equal(wx_rc_call(&RD(s)->conn, &f, &r), WX_OK);
+    freeReplyObject(r);
+    insert_codes_together(s, "wx0000000000000ca3");
+}
+
+/*
  * Grants and access tokens are packed strings (store_redis.c): every field comes back as
  * written, the largest values included, and a record that is not one (cut short, a field
  * missing, too many, not a number, out of range, another type) is a store error, never a
@@ -1181,6 +1238,7 @@ int main(void)
         cmocka_unit_test(test_basic_grace),
         cmocka_unit_test(test_app_delete_takes_dependents),
         cmocka_unit_test(test_ids_unique),
+        cmocka_unit_test(test_codes_inserted_together),
         cmocka_unit_test(test_code_race_one_winner),
         cmocka_unit_test(test_store_urls),
     };
@@ -1190,6 +1248,7 @@ int main(void)
         cmocka_unit_test(test_redis_mux_shared),
         cmocka_unit_test(test_redis_app_cache),
         cmocka_unit_test(test_redis_packed_records),
+        cmocka_unit_test(test_redis_codes_after_script_flush),
     };
     const char *env = getenv("WXAUTH_TEST_STORE"), *server = getenv("WXAUTH_REDIS_SERVER");
     if (env && !strcmp(env, "redis-spawn") && (!server || access(server, X_OK) != 0)) {
