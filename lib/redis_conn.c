@@ -318,9 +318,8 @@ int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
         }
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        int noscript = !strncmp(r->str, "NOSCRIPT", 8);
         freeReplyObject(r);
-        return noscript ? WX_RC_NOSCRIPT : WX_ERR_STORE;
+        return WX_ERR_STORE;
     }
     *out = r;
     return WX_OK;
@@ -413,20 +412,6 @@ static void as_eval(struct wx_rc *conn, int script, struct wx_rc_args *a)
     a->l[1] = strlen(conn->lua[script]);
 }
 
-/* EVALSHA, and EVAL when Redis does not know the script (after a restart or a flush). */
-int wx_rc_eval(struct wx_rc *conn, int script, struct wx_rc_args *a, redisReply **out)
-{
-    if (load_sha(conn, script))
-        return WX_ERR_STORE;
-    as_evalsha(conn, script, a);
-    int rc = wx_rc_call(conn, a, out);
-    if (rc == WX_RC_NOSCRIPT) {
-        as_eval(conn, script, a);
-        rc = wx_rc_call(conn, a, out);
-    }
-    return rc == WX_OK ? WX_OK : WX_ERR_STORE;
-}
-
 int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, int n,
                         redisReply **out)
 {
@@ -453,6 +438,13 @@ int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, in
         }
     }
     return WX_OK;
+}
+
+/* EVALSHA, and EVAL when Redis does not know the script (after a restart or a flush). */
+int wx_rc_eval(struct wx_rc *conn, int script, struct wx_rc_args *a, redisReply **out)
+{
+    *out = NULL;
+    return wx_rc_eval_pipeline(conn, script, a, 1, out);
 }
 
 /* A script (script >= 0) or command (-1) whose reply is one integer. */

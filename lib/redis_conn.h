@@ -24,7 +24,6 @@
 #define WX_RC_MAX_PREFIX  64   /* key prefix */
 #define WX_RC_MAX_SCRIPTS 16   /* Lua scripts one connection runs */
 #define WX_RC_TIMEOUT_MS  1000 /* default connect and command timeout */
-#define WX_RC_NOSCRIPT    100  /* wx_rc_call: EVALSHA of a script Redis does not know */
 
 /*
  * One command's arguments: borrowed values plus a pool for keys and numbers. Values added with
@@ -112,7 +111,7 @@ int wx_rc_connect(struct wx_rc *conn);
 int wx_rc_handshake(const struct wx_rc *conn, redisContext *c);
 /*
  * Runs one command: WX_OK with *out a reply that is not an error (the caller frees it with
- * freeReplyObject), WX_RC_NOSCRIPT for a NOSCRIPT error, or WX_ERR_STORE (*out NULL).
+ * freeReplyObject), or WX_ERR_STORE (*out NULL).
  */
 int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out);
 /*

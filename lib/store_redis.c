@@ -383,19 +383,20 @@ static int rd_code_insert(struct wx_store *s, struct wx_code *c, size_t n)
     struct rd *d = RD(s);
     if (n == 1)
         return code_create(d, c);
-    /* a[RD_BATCH + i] holds call a[i]'s fields, which it borrows */
-    struct wx_rc_args *a = malloc(2 * RD_BATCH * sizeof *a);
+    size_t cap = n < RD_BATCH ? n : RD_BATCH;
+    /* a[cap + i] holds call a[i]'s fields, which it borrows */
+    struct wx_rc_args *a = malloc(2 * cap * sizeof *a);
     if (!a)
         return WX_ERR_NOMEM;
     redisReply *r[RD_BATCH];
     int64_t id[RD_BATCH];
     int rc = WX_OK;
-    for (size_t at = 0; rc == WX_OK && at < n; at += RD_BATCH) {
-        int m = n - at < RD_BATCH ? (int)(n - at) : RD_BATCH;
+    for (size_t at = 0; rc == WX_OK && at < n; at += cap) {
+        int m = (int)(n - at < cap ? n - at : cap);
         for (int i = 0; i < m; i++) {
-            code_fields(&c[at + (size_t)i], &a[RD_BATCH + i]);
+            code_fields(&c[at + (size_t)i], &a[cap + (size_t)i]);
             id[i] = new_call(d, "code", "grant", 0, "twin", 0, c[at + (size_t)i].expires, "hash",
-                             &a[RD_BATCH + i], &a[i]);
+                             &a[cap + (size_t)i], &a[i]);
         }
         if ((rc = wx_rc_eval_pipeline(&d->conn, L_NEW, a, m, r)))
             break;

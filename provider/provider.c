@@ -44,6 +44,20 @@ int64_t wx_p_now(struct wx_provider *p)
     return wx_clock_now(&p->clock);
 }
 
+int wx_p_redeem(struct wx_provider *p, struct wx_store *s, int64_t id,
+                const unsigned char mac[WX_CRED_MAC], int64_t app_id, int64_t now,
+                struct wx_cred *refresh, struct wx_cred *access, struct wx_grant *g,
+                struct wx_access *a)
+{
+    *g = (struct wx_grant){.created = now, .expires = now + WX_REFRESH_TTL};
+    *a = (struct wx_access){.expires = now + WX_ACCESS_TTL};
+    wx_cred_new(&p->keys, WX_CRED_REFRESH, refresh);
+    wx_cred_new(&p->keys, WX_CRED_ACCESS, access);
+    memcpy(g->mac, refresh->mac, WX_CRED_MAC);
+    memcpy(a->mac, access->mac, WX_CRED_MAC);
+    return s->ops->code_redeem(s, id, mac, app_id, now, g, a);
+}
+
 int wx_p_params(struct wx_provider *p, struct wx_http_req *req, struct wx_query *q, int form)
 {
     struct wx_slice in =

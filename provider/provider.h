@@ -136,6 +136,15 @@ void wx_p_openid(struct wx_provider *p, const struct wx_app *app, int64_t user_i
 void wx_p_unionid(struct wx_provider *p, const struct wx_app *app, int64_t user_id,
                   char out[WX_OPENID_LEN + 1]);
 void wx_p_avatar_url(struct wx_provider *p, const struct wx_user *u, char *out, size_t outsz);
+/*
+ * Redeems code id (MAC mac, of app app_id) at now into a grant and its first access token,
+ * each with a fresh credential (refresh, access): what store code_redeem answers. g and a are
+ * filled as it fills them.
+ */
+int wx_p_redeem(struct wx_provider *p, struct wx_store *s, int64_t id,
+                const unsigned char mac[WX_CRED_MAC], int64_t app_id, int64_t now,
+                struct wx_cred *refresh, struct wx_cred *access, struct wx_grant *g,
+                struct wx_access *a);
 
 /* routes_sns.c: parameter checks shared by the JSON endpoints; each returns an errcode. */
 const char *wx_p_param(const struct wx_query *q, const char *name, int *dup);

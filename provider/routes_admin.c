@@ -225,20 +225,15 @@ static int issue_code(const struct wx_code *code, const struct wx_cred *c, json_
     return json_array_append_new(list, json_string(s1)) ? WX_ERR_NOMEM : WX_OK;
 }
 
-/* Redeems the fresh code into a grant and its first access token, as an exchange does. */
+/* Redeems the fresh code at now into a grant and its first access token, as an exchange does. */
 static int issue_token(struct admin_job *a, struct wx_store *s, const struct wx_code *code,
-                       const struct wx_cred *c, json_t *list)
+                       const struct wx_cred *c, int64_t now, json_t *list)
 {
-    int64_t now = wx_p_now(a->p);
     struct wx_cred c1, c2;
     char s1[WX_CRED_MAX], s2[WX_CRED_MAX];
-    struct wx_grant g = {.created = now, .expires = now + WX_REFRESH_TTL};
-    struct wx_access ac = {.expires = now + WX_ACCESS_TTL};
-    wx_cred_new(&a->p->keys, WX_CRED_REFRESH, &c2);
-    wx_cred_new(&a->p->keys, WX_CRED_ACCESS, &c1);
-    memcpy(g.mac, c2.mac, WX_CRED_MAC);
-    memcpy(ac.mac, c1.mac, WX_CRED_MAC);
-    int rc = s->ops->code_redeem(s, code->id, c->mac, code->app_id, now, &g, &ac);
+    struct wx_grant g;
+    struct wx_access ac;
+    int rc = wx_p_redeem(a->p, s, code->id, c->mac, code->app_id, now, &c2, &c1, &g, &ac);
     if (rc)
         return rc;
     wx_cred_format(WX_CRED_ACCESS, &c1, ac.id, s1);
@@ -295,7 +290,7 @@ static int op_issue(struct admin_job *a, struct wx_store *s)
         if ((rc = s->ops->code_insert(s, code, m)))
             break;
         for (size_t i = 0; rc == WX_OK && i < m; i++)
-            rc = tokens ? issue_token(a, s, &code[i], &cred[i], list)
+            rc = tokens ? issue_token(a, s, &code[i], &cred[i], now, list)
                         : issue_code(&code[i], &cred[i], list);
     }
     free(code);

@@ -167,16 +167,11 @@ static int exchange_run(struct mint_job *m, struct wx_store *s)
         return refuse(m, WX_EC_MINUTE_QUOTA);
     int64_t id;
     unsigned char mac[WX_CRED_MAC];
-    struct wx_grant g = {0};
     if (wx_cred_parse(&m->p->keys, WX_CRED_CODE, wx_slice_cstr(code), &id, mac))
         return refuse(m, WX_EC_INVALID_CODE);
-    wx_cred_new(&m->p->keys, WX_CRED_REFRESH, &m->grant);
-    memcpy(g.mac, m->grant.mac, WX_CRED_MAC);
-    g.created = m->now;
-    g.expires = m->now + WX_REFRESH_TTL;
-    struct wx_access a;
-    new_access(m, &a); /* minted in the same step */
-    int rc = s->ops->code_redeem(s, id, mac, m->app.id, m->now, &g, &a);
+    struct wx_grant g;
+    struct wx_access a; /* minted in the same step */
+    int rc = wx_p_redeem(m->p, s, id, mac, m->app.id, m->now, &m->grant, &m->access, &g, &a);
     if (rc == WX_ERR_NOTFOUND || rc == WX_ERR_EXPIRED)
         return refuse(m, WX_EC_INVALID_CODE);
     if (rc == WX_ERR_CONFLICT) {
