@@ -59,15 +59,6 @@ static void a_vput(struct wx_rc_args *a, const char *prefix, const char *fmt, va
     wx_rc_arg_bin(a, at, (size_t)(p + n));
 }
 
-__attribute__((format(printf, 2, 3))) static void arg_fmt(struct wx_rc_args *a, const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    a_vput(a, "", fmt, ap);
-    va_end(ap);
-}
-
 /* A key: the prefix, then fmt. */
 __attribute__((format(printf, 3, 4))) void wx_rc_arg_key(const struct wx_rc *conn,
                                                          struct wx_rc_args *a, const char *fmt, ...)
@@ -78,9 +69,84 @@ __attribute__((format(printf, 3, 4))) void wx_rc_arg_key(const struct wx_rc *con
     va_end(ap);
 }
 
+size_t wx_rc_fmt_i64(char out[WX_RC_I64_LEN], int64_t v)
+{
+    char tmp[WX_RC_I64_LEN];
+    uint64_t x = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    size_t n = 0, len = 0;
+    do
+        tmp[n++] = (char)('0' + x % 10);
+    while ((x /= 10) != 0);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
+/*
+ * The pool's free bytes for an argument of at most max bytes, or NULL (a->over set). Hand-made
+ * formatting, not snprintf: keys and numbers are most of what a store call builds.
+ */
+static char *pool_room(struct wx_rc_args *a, size_t max)
+{
+    if (sizeof a->pool - a->used < max + 1) {
+        a->over = 1;
+        return NULL;
+    }
+    return a->pool + a->used;
+}
+
+/* Ends the argument pool_room opened at at, len bytes long. */
+static void pool_take(struct wx_rc_args *a, char *at, size_t len)
+{
+    at[len] = '\0';
+    a->used += len + 1;
+    wx_rc_arg_bin(a, at, len);
+}
+
+void wx_rc_arg_copy(struct wx_rc_args *a, const void *p, size_t n)
+{
+    char *at = pool_room(a, n);
+    if (at) {
+        if (n)
+            memcpy(at, p, n);
+        pool_take(a, at, n);
+    }
+}
+
 void wx_rc_arg_i64(struct wx_rc_args *a, int64_t v)
 {
-    arg_fmt(a, "%lld", (long long)v);
+    char *at = pool_room(a, WX_RC_I64_LEN);
+    if (at)
+        pool_take(a, at, wx_rc_fmt_i64(at, v));
+}
+
+void wx_rc_arg_credkey(const struct wx_rc *conn, struct wx_rc_args *a, uint64_t family,
+                       const char *kind, int64_t id)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t lp = strlen(conn->prefix), lk = strlen(kind);
+    char *at = pool_room(a, lp + 20 + lk + 1 + WX_RC_I64_LEN);
+    if (!at)
+        return;
+    size_t len = lp;
+    memcpy(at, conn->prefix, lp);
+    at[len++] = '{';
+    int shift = 60;
+    while (shift > 0 && !(family >> shift & 0xf))
+        shift -= 4;
+    for (; shift >= 0; shift -= 4)
+        at[len++] = hex[family >> shift & 0xf];
+    at[len++] = '}';
+    at[len++] = ':';
+    memcpy(at + len, kind, lk);
+    len += lk;
+    if (id >= 0) {
+        at[len++] = ':';
+        len += wx_rc_fmt_i64(at + len, id);
+    }
+    pool_take(a, at, len);
 }
 
 /* A field name and its integer value. */

@@ -71,6 +71,8 @@ void wx_rc_arg_script(struct wx_rc_args *a, int nkeys);
 void wx_rc_arg_bin(struct wx_rc_args *a, const void *p, size_t n);
 /* Adds the string s (borrowed). */
 void wx_rc_arg_str(struct wx_rc_args *a, const char *s);
+/* Adds n bytes at p, copied into a's pool (they need not outlive the call). */
+void wx_rc_arg_copy(struct wx_rc_args *a, const void *p, size_t n);
 /* Adds several strings (borrowed), up to a NULL. */
 __attribute__((sentinel)) void wx_rc_arg_strs(struct wx_rc_args *a, ...);
 /* Adds a key: conn's prefix, then fmt, copied into a's pool. */
@@ -78,6 +80,13 @@ __attribute__((format(printf, 3, 4))) void
 wx_rc_arg_key(const struct wx_rc *conn, struct wx_rc_args *a, const char *fmt, ...);
 /* Adds v in decimal. */
 void wx_rc_arg_i64(struct wx_rc_args *a, int64_t v);
+/* A credential's key: the prefix, "{FAMILY}:" (hex, the Cluster hash tag), kind, and ":ID"
+ * unless id < 0. The same as wx_rc_arg_key(.., "{%llx}:%s:%lld", ..), without printf. */
+void wx_rc_arg_credkey(const struct wx_rc *conn, struct wx_rc_args *a, uint64_t family,
+                       const char *kind, int64_t id);
+/* v in decimal into out (no NUL); its length. */
+#define WX_RC_I64_LEN 21 /* "-9223372036854775808" and room to spare */
+size_t wx_rc_fmt_i64(char out[WX_RC_I64_LEN], int64_t v);
 /* Adds a field name (borrowed) and its integer value. */
 void wx_rc_arg_field(struct wx_rc_args *a, const char *field, int64_t v);
 

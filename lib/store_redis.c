@@ -31,10 +31,10 @@
  *   P{r}:basic:<id>           HASH mac app exp gen                               (TTL)
  *   P{r}:basiclast:<app>      STRING id of the app's newest basic token
  *   credentials, spread over slots by their family F = id >> 32 (hex):
- *   P{F}:code:<id>            HASH mac app user scope snap exp gen               (TTL)
- *   P{F}:grant:<id>           STRING mac, then " app user code scope snap created exp gen"
- *                                                                                (TTL)
- *   P{F}:access:<id>          STRING mac, then " grant app user scope exp snap gen"  (TTL)
+ *   P{F}:code:<id>            STRING mac, expires (20 characters), then B       (TTL)
+ *   P{F}:grant:<id>           STRING mac, then B " code created exp gen"         (TTL)
+ *   P{F}:access:<id>          STRING mac, then B " grant exp gen"                (TTL)
+ *   where B = " app user scope snap", what a code hands its grant and the grant its tokens
  *   P{F}:rev                  SET the family's revoked grant ids (revoked_grants) (TTL)
  *
  * Ids: codes, grants and basic tokens take random 62-bit ids (1 .. 2^62-1), created only if
@@ -45,12 +45,15 @@
  * that is the code's "used" mark, and the SET NX that makes the grant is what lets only one of
  * many concurrent redemptions through.
  *
- * Grants and access tokens never change once made, so each is one string, not a hash: the
- * MAC's WX_CRED_MAC bytes, then " <decimal>" per field in the order above (pack and unpack
- * below; the scripts append gen, which they learn in Redis). One SET NX EXAT makes it where a
- * hash took three commands (EXISTS, HSET, EXPIREAT); in the redeem script, which makes both,
- * that took Redis's CPU per code exchange from ~29 to ~22 us. An access token takes its grant's
- * family (the high 30 bits) and 32 random bits, so token, grant and revoked set share one slot.
+ * Codes, grants and access tokens never change once made, so each is one string, not a hash:
+ * the MAC's WX_CRED_MAC bytes, then " <decimal>" per field in the order above (pack and unpack
+ * below; the scripts append gen, which they learn in Redis). A code's expiry comes first, in a
+ * fixed width, so that the redeem script reads it and B with string.sub: the grant it makes is
+ * its arguments' MAC, the code's B and the arguments' tail, one concatenation (no HMGET of six
+ * fields, no table.concat). One SET NX EXAT makes a record where a hash took three commands
+ * (EXISTS, HSET, EXPIREAT); in the redeem script, which makes both, that took Redis's CPU per
+ * code exchange from ~29 to ~22 us. An access token takes its grant's family (the high 30
+ * bits) and 32 random bits, so token, grant and revoked set share one slot.
  *
  * Revocation: a replayed code puts its grant into P{F}:rev; access_get reads the token and
  * that set in one round trip. app_set_secret bumps the app's generation (gen); grants and basic
@@ -94,47 +97,44 @@
 
 static const char *const lua[L_COUNT] = {
     /* KEYS: record to create, its twin (code <-> grant of that id) or its grant (access).
-     * ARGV: expire-at, "twin" | "grant", gen, then "str" and the packed record without its
-     * gen (grants, tokens), or "hash" and field, value... (codes). 0 when the id is taken. */
+     * ARGV: expire-at, "twin" | "grant", gen, "gen" (the record takes " gen": grants, tokens)
+     * | "raw" (codes), the packed record. 0 when the id is taken. */
     [L_NEW] = "local gen = ARGV[3]\n"
               "if ARGV[2] == 'twin' then\n"
               "  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
               "else gen = string.match(redis.call('GET', KEYS[2]) or '', ' (%d+)$') or '0' end\n"
-              "if ARGV[4] == 'str' then\n"
-              "  return redis.call('SET', KEYS[1], ARGV[5] .. ' ' .. gen, 'NX', 'EXAT', ARGV[1])\n"
-              "    and 1 or 0\n"
-              "end\n"
-              "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-              "redis.call('HSET', KEYS[1], 'gen', gen, unpack(ARGV, 5))\n"
-              "redis.call('EXPIREAT', KEYS[1], ARGV[1])\n"
-              "return 1\n",
+              "local v = ARGV[5]\n"
+              "if ARGV[4] == 'gen' then v = v .. ' ' .. gen end\n"
+              "return redis.call('SET', KEYS[1], v, 'NX', 'EXAT', ARGV[1]) and 1 or 0\n",
     /* KEYS: code, grant of the same id, the family's revoked set, and the access token to mint
-     * with the grant (optional). ARGV: mac, app id, now, gen, grant mac, created, expires,
-     * expire-at, id, and with a token: its mac, expires, expire-at. {0 ok | 1 not found |
-     * 2 expired | 3 used (its grant now revoked) | 5 token id taken, user, scope, snapshot}.
-     * The grant's SET NX is the redemption (the top); the checks before it only read. */
+     * with the grant (optional). ARGV: mac, " <app id> ", now, grant mac, the grant's tail
+     * " code created exp gen", its expire-at, id, and with a token: its mac, tail
+     * " grant exp gen", expire-at. {0 ok | 1 not found | 2 expired | 3 used (its grant now
+     * revoked) | 5 token id taken, B} (B: the code's " app user scope snap"). The grant's SET NX
+     * is the redemption (the top); the checks before it only read. */
     [L_REDEEM] = LUA_EQ
-    "local c = redis.call('HMGET', KEYS[1], 'mac', 'app', 'user', 'scope', 'snap', 'exp')\n"
-    "if not eq(c[1], ARGV[1]) or c[2] ~= ARGV[2] then return {1} end\n"
+    "local c = redis.call('GET', KEYS[1])\n"
+    "if not c or not eq(string.sub(c, 1, 32), ARGV[1]) then return {1} end\n"
+    "local b = string.sub(c, 53)\n"
+    "if string.sub(b, 1, #ARGV[2]) ~= ARGV[2] then return {1} end\n"
     "local function replay()\n"
     "  local t = redis.call('EXPIRETIME', KEYS[2])\n"
     "  if t == -2 then return nil end\n"
-    "  redis.call('SADD', KEYS[3], ARGV[9])\n"
+    "  redis.call('SADD', KEYS[3], ARGV[7])\n"
     "  local r = redis.call('EXPIRETIME', KEYS[3])\n"
     "  if t > 0 and (r < 0 or t > r) then redis.call('EXPIREAT', KEYS[3], t) end\n"
-    "  return {3, c[3], c[4], c[5]}\n"
+    "  return {3, b}\n"
     "end\n"
-    "if tonumber(c[6]) <= tonumber(ARGV[3]) then return replay() or {2, c[3], c[4], c[5]} end\n"
-    "if not redis.call('SET', KEYS[2], ARGV[5] .. ' ' .. table.concat({c[2], c[3], ARGV[9],\n"
-    "    c[4], c[5], ARGV[6], ARGV[7], ARGV[4]}, ' '), 'NX', 'EXAT', ARGV[8]) then\n"
+    "if tonumber(string.sub(c, 33, 52)) <= tonumber(ARGV[3]) then return replay() or {2, b} end\n"
+    "if not redis.call('SET', KEYS[2], ARGV[4] .. b .. ARGV[5], 'NX', 'EXAT', ARGV[6]) then\n"
     "  return replay()\n"
     "end\n"
-    "if KEYS[4] and not redis.call('SET', KEYS[4], ARGV[10] .. ' ' .. table.concat({ARGV[9],\n"
-    "    c[2], c[3], c[4], ARGV[11], c[5], ARGV[4]}, ' '), 'NX', 'EXAT', ARGV[12]) then\n"
+    "if KEYS[4] and not redis.call('SET', KEYS[4], ARGV[8] .. b .. ARGV[9], 'NX', 'EXAT',\n"
+    "    ARGV[10]) then\n"
     "  redis.call('DEL', KEYS[2])\n"
     "  return {5}\n"
     "end\n"
-    "return {0, c[3], c[4], c[5]}\n",
+    "return {0, b}\n",
     /* KEYS: record, id list, unique index (optional). ARGV: id, field, value... 0: taken. */
     [L_REG_NEW] = "if KEYS[3] and not redis.call('SET', KEYS[3], ARGV[1], 'NX') then return 0 end\n"
                   "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
@@ -270,31 +270,52 @@ static int rd_master_key(struct wx_store *s, unsigned char key[WX_KEY_LEN])
 
 /* ---- codes, grants, access tokens ---- */
 
-/* A grant's and an access token's numbers, in their strings' order (the top). */
-enum { G_APP, G_USER, G_CODE, G_SCOPE, G_SNAP, G_CREATED, G_EXP, G_GEN, G_N };
-enum { A_GRANT, A_APP, A_USER, A_SCOPE, A_EXP, A_SNAP, A_GEN, A_N };
-#define RD_PACKED (WX_CRED_MAC + 21 * G_N) /* room for the longest: " -9223372036854775808" */
+/*
+ * A record's numbers, in their strings' order (the top): B's first, so that a code's B is the
+ * start of its grant's and its tokens'.
+ */
+enum { B_APP, B_USER, B_SCOPE, B_SNAP, B_N };
+enum { G_CODE = B_N, G_CREATED, G_EXP, G_GEN, G_N };
+enum { A_GRANT = B_N, A_EXP, A_GEN, A_N };
+#define RD_PACKED   (WX_CRED_MAC + (1 + WX_RC_I64_LEN) * G_N)
+#define RD_CODE_EXP 20 /* a code's expiry: sign or 0, then 19 digits (string.sub 33..52) */
+#define RD_CODE_B   (WX_CRED_MAC + RD_CODE_EXP)
 
-/* Writes a record's string without its gen (L_NEW appends that) into buf; its length. */
-static size_t pack(char buf[RD_PACKED], const unsigned char mac[WX_CRED_MAC], const int64_t *v,
-                   int n)
+/* " <decimal>" per number of v[0..n) at buf; the length. */
+static size_t pack_nums(char *buf, const int64_t *v, int n)
 {
-    size_t len = WX_CRED_MAC;
-    memcpy(buf, mac, WX_CRED_MAC);
-    for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, RD_PACKED - len, " %lld", (long long)v[i]);
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        buf[len++] = ' ';
+        len += wx_rc_fmt_i64(buf + len, v[i]);
+    }
     return len;
 }
 
-/* Reads a record's string into mac and v[0..n): 1, 0 when r is nil (no such record), -1 bad. */
-static int unpack(const redisReply *r, unsigned char mac[WX_CRED_MAC], int64_t *v, int n)
+/* Writes a grant's or a token's string without its gen (L_NEW appends that); its length. */
+static size_t pack(char buf[RD_PACKED], const unsigned char mac[WX_CRED_MAC], const int64_t *v,
+                   int n)
 {
-    if (r->type == REDIS_REPLY_NIL)
-        return 0;
-    if (r->type != REDIS_REPLY_STRING || r->len < WX_CRED_MAC)
-        return -1;
-    memcpy(mac, r->str, WX_CRED_MAC);
-    const char *p = r->str + WX_CRED_MAC, *end = r->str + r->len;
+    memcpy(buf, mac, WX_CRED_MAC);
+    return WX_CRED_MAC + pack_nums(buf + WX_CRED_MAC, v, n);
+}
+
+/* A code's string: the MAC, its expiry in RD_CODE_EXP characters, then B. */
+static size_t pack_code(char buf[RD_PACKED], const struct wx_code *c)
+{
+    memcpy(buf, c->mac, WX_CRED_MAC);
+    uint64_t x = c->expires < 0 ? -(uint64_t)c->expires : (uint64_t)c->expires;
+    buf[WX_CRED_MAC] = c->expires < 0 ? '-' : '0';
+    for (int i = RD_CODE_B - 1; i > WX_CRED_MAC; i--, x /= 10)
+        buf[i] = (char)('0' + x % 10);
+    int64_t b[B_N] = {
+        [B_APP] = c->app_id, [B_USER] = c->user_id, [B_SCOPE] = c->scope, [B_SNAP] = c->snapshot};
+    return RD_CODE_B + pack_nums(buf + RD_CODE_B, b, B_N);
+}
+
+/* Reads n numbers " <decimal>" from p..end into v: 1, or -1 when they are not exactly that. */
+static int unpack_nums(const char *p, const char *end, int64_t *v, int n)
+{
     for (int i = 0; i < n; i++) {
         int neg = p + 1 < end && p[1] == '-';
         if (p >= end || *p != ' ' || (p += 1 + neg) >= end || *p < '0' || *p > '9')
@@ -312,38 +333,47 @@ static int unpack(const redisReply *r, unsigned char mac[WX_CRED_MAC], int64_t *
     return p == end ? 1 : -1;
 }
 
+/* Reads a record's string into mac and v[0..n): 1, 0 when r is nil (no such record), -1 bad. */
+static int unpack(const redisReply *r, unsigned char mac[WX_CRED_MAC], int64_t *v, int n)
+{
+    if (r->type == REDIS_REPLY_NIL)
+        return 0;
+    if (r->type != REDIS_REPLY_STRING || r->len < WX_CRED_MAC)
+        return -1;
+    memcpy(mac, r->str, WX_CRED_MAC);
+    return unpack_nums(r->str + WX_CRED_MAC, r->str + r->len, v, n);
+}
+
 /*
- * L_NEW's call for kind:<a fresh id> into a, that id its result: with L_NEW's mode and gen, a
- * hash of the fields in f (shape "hash": field, value, ...) or a string (shape "str": f holds
- * the packed record). other_kind:other_id is its twin or its grant (other_id 0: the same id); a
- * grant's access token takes the grant's family. a borrows f's values: f must outlive it.
+ * L_NEW's call for kind:<a fresh id> into a, that id its result: with L_NEW's mode and gen, the
+ * packed record val (copied), shape "gen" (it takes " gen") or "raw". other_kind:other_id is its
+ * twin or its grant (other_id 0: the same id); a grant's access token takes the grant's family.
  */
 static int64_t new_call(struct rd *d, const char *kind, const char *other_kind, int64_t other_id,
                         const char *mode, int64_t gen, int64_t expires, const char *shape,
-                        const struct wx_rc_args *f, struct wx_rc_args *a)
+                        const char *val, size_t len, struct wx_rc_args *a)
 {
     int64_t v = fresh_id(other_id), o = other_id > 0 ? other_id : v;
     wx_rc_arg_script(a, 2);
-    wx_rc_arg_key(&d->conn, a, "{%llx}:%s:%lld", fam(v), kind, (long long)v);
-    wx_rc_arg_key(&d->conn, a, "{%llx}:%s:%lld", fam(o), other_kind, (long long)o);
+    wx_rc_arg_credkey(&d->conn, a, fam(v), kind, v);
+    wx_rc_arg_credkey(&d->conn, a, fam(o), other_kind, o);
     wx_rc_arg_i64(a, expire_at(expires, RD_GRACE));
     wx_rc_arg_str(a, mode);
     wx_rc_arg_i64(a, gen);
     wx_rc_arg_str(a, shape);
-    for (int j = 0; j < f->n; j++)
-        wx_rc_arg_bin(a, f->v[j], f->l[j]);
-    a->over |= f->over;
+    wx_rc_arg_copy(a, val, len);
     return v;
 }
 
 /* Creates the record new_call describes, trying RD_TRIES fresh ids; its id in *id. */
 static int create(struct rd *d, const char *kind, const char *other_kind, int64_t other_id,
                   const char *mode, int64_t gen, int64_t expires, const char *shape,
-                  const struct wx_rc_args *f, int64_t *id)
+                  const char *val, size_t len, int64_t *id)
 {
     for (int i = 0; i < RD_TRIES; i++) {
         struct wx_rc_args a;
-        int64_t ok, v = new_call(d, kind, other_kind, other_id, mode, gen, expires, shape, f, &a);
+        int64_t ok,
+            v = new_call(d, kind, other_kind, other_id, mode, gen, expires, shape, val, len, &a);
         int rc = wx_rc_eval_int(&d->conn, L_NEW, &a, &ok);
         if (rc)
             return rc;
@@ -355,23 +385,18 @@ static int create(struct rd *d, const char *kind, const char *other_kind, int64_
     return WX_ERR_STORE;
 }
 
-static void code_fields(const struct wx_code *c, struct wx_rc_args *f)
+/* L_NEW's call for code c into a; the id it would get. */
+static int64_t code_call(struct rd *d, const struct wx_code *c, struct wx_rc_args *a)
 {
-    wx_rc_arg_clear(f);
-    wx_rc_arg_str(f, "mac");
-    wx_rc_arg_bin(f, c->mac, WX_CRED_MAC);
-    wx_rc_arg_field(f, "app", c->app_id);
-    wx_rc_arg_field(f, "user", c->user_id);
-    wx_rc_arg_field(f, "scope", c->scope);
-    wx_rc_arg_field(f, "snap", c->snapshot);
-    wx_rc_arg_field(f, "exp", c->expires);
+    char buf[RD_PACKED];
+    return new_call(d, "code", "grant", 0, "twin", 0, c->expires, "raw", buf, pack_code(buf, c), a);
 }
 
 static int code_create(struct rd *d, struct wx_code *c)
 {
-    struct wx_rc_args f;
-    code_fields(c, &f);
-    return create(d, "code", "grant", 0, "twin", 0, c->expires, "hash", &f, &c->id);
+    char buf[RD_PACKED];
+    return create(d, "code", "grant", 0, "twin", 0, c->expires, "raw", buf, pack_code(buf, c),
+                  &c->id);
 }
 
 /*
@@ -384,8 +409,7 @@ static int rd_code_insert(struct wx_store *s, struct wx_code *c, size_t n)
     if (n == 1)
         return code_create(d, c);
     size_t cap = n < RD_BATCH ? n : RD_BATCH;
-    /* a[cap + i] holds call a[i]'s fields, which it borrows */
-    struct wx_rc_args *a = malloc(2 * cap * sizeof *a);
+    struct wx_rc_args *a = malloc(cap * sizeof *a);
     if (!a)
         return WX_ERR_NOMEM;
     redisReply *r[RD_BATCH];
@@ -393,11 +417,8 @@ static int rd_code_insert(struct wx_store *s, struct wx_code *c, size_t n)
     int rc = WX_OK;
     for (size_t at = 0; rc == WX_OK && at < n; at += cap) {
         int m = (int)(n - at < cap ? n - at : cap);
-        for (int i = 0; i < m; i++) {
-            code_fields(&c[at + (size_t)i], &a[cap + (size_t)i]);
-            id[i] = new_call(d, "code", "grant", 0, "twin", 0, c[at + (size_t)i].expires, "hash",
-                             &a[cap + (size_t)i], &a[i]);
-        }
+        for (int i = 0; i < m; i++)
+            id[i] = code_call(d, &c[at + (size_t)i], &a[i]);
         if ((rc = wx_rc_eval_pipeline(&d->conn, L_NEW, a, m, r)))
             break;
         for (int i = 0; i < m; i++) {
@@ -415,16 +436,20 @@ static int rd_code_insert(struct wx_store *s, struct wx_code *c, size_t n)
     return rc;
 }
 
-/* Fills g from a redeem reply {status, user, scope, snapshot}. */
-static void redeemed(const redisReply *r, int64_t id, int64_t app_id, struct wx_grant *g)
+/* Fills g from a redeem reply's B (element 1): 1, or 0 when there is none or it is malformed. */
+static int redeemed(const redisReply *r, int64_t id, int64_t app_id, struct wx_grant *g)
 {
-    if (r->elements < 4)
-        return;
+    int64_t b[B_N];
+    const redisReply *e = r->elements >= 2 ? r->element[1] : NULL;
+    if (!e || e->type != REDIS_REPLY_STRING || unpack_nums(e->str, e->str + e->len, b, B_N) < 0 ||
+        b[B_APP] != app_id)
+        return 0;
     g->app_id = app_id;
     g->code_id = id;
-    g->user_id = wx_rc_reply_num(r->element[1]);
-    g->scope = (int)wx_rc_reply_num(r->element[2]);
-    g->snapshot = (int)wx_rc_reply_num(r->element[3]);
+    g->user_id = b[B_USER];
+    g->scope = (int)b[B_SCOPE];
+    g->snapshot = (int)b[B_SNAP];
+    return 1;
 }
 
 static int rd_code_redeem(struct wx_store *s, int64_t id, const unsigned char mac[WX_CRED_MAC],
@@ -441,37 +466,44 @@ static int rd_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
     int rc = wx_rd_app_gen(d, app_id, &gen, 0);
     if (rc)
         return rc; /* no such app: nobody may redeem it */
+    char app[2 + WX_RC_I64_LEN], gtail[RD_PACKED], atail[RD_PACKED];
+    size_t lapp = 1 + wx_rc_fmt_i64(app + 1, app_id);
+    app[0] = ' ';
+    app[lapp++] = ' ';
+    int64_t gv[G_N - B_N] = {id, g->created, g->expires, gen};
+    size_t lg = pack_nums(gtail, gv, G_N - B_N), la = 0;
     for (int i = 0; i < RD_TRIES && (i == 0 || status == 5); i++) {
         struct wx_rc_args a;
         redisReply *r;
         wx_rc_arg_script(&a, ac ? 4 : 3);
-        wx_rc_arg_key(&d->conn, &a, "{%llx}:code:%lld", fam(id), (long long)id);
-        wx_rc_arg_key(&d->conn, &a, "{%llx}:grant:%lld", fam(id), (long long)id);
-        wx_rc_arg_key(&d->conn, &a, "{%llx}:rev", fam(id));
+        wx_rc_arg_credkey(&d->conn, &a, fam(id), "code", id);
+        wx_rc_arg_credkey(&d->conn, &a, fam(id), "grant", id);
+        wx_rc_arg_credkey(&d->conn, &a, fam(id), "rev", -1);
         if (ac) { /* the token takes its grant's family: one slot for the whole script */
             aid = fresh_id(id);
-            wx_rc_arg_key(&d->conn, &a, "{%llx}:access:%lld", fam(aid), (long long)aid);
+            wx_rc_arg_credkey(&d->conn, &a, fam(aid), "access", aid);
         }
         wx_rc_arg_bin(&a, mac, WX_CRED_MAC);
-        wx_rc_arg_i64(&a, app_id);
+        wx_rc_arg_bin(&a, app, lapp);
         wx_rc_arg_i64(&a, now);
-        wx_rc_arg_i64(&a, gen);
         wx_rc_arg_bin(&a, g->mac, WX_CRED_MAC);
-        wx_rc_arg_i64(&a, g->created);
-        wx_rc_arg_i64(&a, g->expires);
+        wx_rc_arg_bin(&a, gtail, lg);
         wx_rc_arg_i64(&a, expire_at(g->expires, RD_GRACE));
         wx_rc_arg_i64(&a, id);
         if (ac) {
+            int64_t av[A_N - B_N] = {id, ac->expires, gen};
+            la = pack_nums(atail, av, A_N - B_N);
             wx_rc_arg_bin(&a, ac->mac, WX_CRED_MAC);
-            wx_rc_arg_i64(&a, ac->expires);
+            wx_rc_arg_bin(&a, atail, la);
             wx_rc_arg_i64(&a, expire_at(ac->expires, RD_GRACE));
         }
         if ((rc = wx_rc_eval(&d->conn, L_REDEEM, &a, &r)))
             return rc;
         status = -1;
         if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-            wx_rc_reply_i64(r->element[0], &status))
-            redeemed(r, id, app_id, g);
+            wx_rc_reply_i64(r->element[0], &status) && status != 1 && status != 5 &&
+            !redeemed(r, id, app_id, g))
+            status = -1; /* a B that is not one: fail closed */
         freeReplyObject(r);
     }
     switch (status) {
@@ -496,18 +528,16 @@ static int rd_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
 static int rd_grant_insert(struct wx_store *s, struct wx_grant *g)
 {
     struct rd *d = RD(s);
-    struct wx_rc_args f;
     int64_t gen = 0;
     int rc = wx_rd_app_gen(d, g->app_id, &gen, 1);
     if (rc && rc != WX_ERR_NOTFOUND)
         return rc;
-    int64_t v[G_GEN] = {[G_APP] = g->app_id,  [G_USER] = g->user_id,  [G_CODE] = g->code_id,
-                        [G_SCOPE] = g->scope, [G_SNAP] = g->snapshot, [G_CREATED] = g->created,
+    int64_t v[G_GEN] = {[B_APP] = g->app_id,    [B_USER] = g->user_id, [B_SCOPE] = g->scope,
+                        [B_SNAP] = g->snapshot, [G_CODE] = g->code_id, [G_CREATED] = g->created,
                         [G_EXP] = g->expires};
     char buf[RD_PACKED];
-    wx_rc_arg_clear(&f);
-    wx_rc_arg_bin(&f, buf, pack(buf, g->mac, v, G_GEN));
-    return create(d, "grant", "code", 0, "twin", gen, g->expires, "str", &f, &g->id);
+    return create(d, "grant", "code", 0, "twin", gen, g->expires, "gen", buf,
+                  pack(buf, g->mac, v, G_GEN), &g->id);
 }
 
 static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
@@ -516,9 +546,9 @@ static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
     struct wx_rc_args a[2];
     redisReply *r[2];
     wx_rc_arg_cmd(&a[0], "GET");
-    wx_rc_arg_key(&d->conn, &a[0], "{%llx}:grant:%lld", fam(id), (long long)id);
+    wx_rc_arg_credkey(&d->conn, &a[0], fam(id), "grant", id);
     wx_rc_arg_cmd(&a[1], "SISMEMBER");
-    wx_rc_arg_key(&d->conn, &a[1], "{%llx}:rev", fam(id));
+    wx_rc_arg_credkey(&d->conn, &a[1], fam(id), "rev", -1);
     wx_rc_arg_i64(&a[1], id);
     int rc = wx_rc_pipeline(&d->conn, a, 2, r);
     if (rc)
@@ -529,11 +559,11 @@ static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
     rc = found > 0 ? WX_OK : found == 0 ? WX_ERR_NOTFOUND : WX_ERR_STORE;
     if (rc == WX_OK) {
         g->id = id;
-        g->app_id = v[G_APP];
-        g->user_id = v[G_USER];
+        g->app_id = v[B_APP];
+        g->user_id = v[B_USER];
         g->code_id = v[G_CODE];
-        g->scope = (int)v[G_SCOPE];
-        g->snapshot = (int)v[G_SNAP];
+        g->scope = (int)v[B_SCOPE];
+        g->snapshot = (int)v[B_SNAP];
         g->created = v[G_CREATED];
         g->expires = v[G_EXP];
         g->revoked = r[1]->type == REDIS_REPLY_INTEGER && r[1]->integer;
@@ -545,14 +575,11 @@ static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
 
 static int rd_access_insert(struct wx_store *s, struct wx_access *ac)
 {
-    struct wx_rc_args f;
-    int64_t v[A_GEN] = {[A_GRANT] = ac->grant_id, [A_APP] = ac->app_id,  [A_USER] = ac->user_id,
-                        [A_SCOPE] = ac->scope,    [A_EXP] = ac->expires, [A_SNAP] = ac->snapshot};
+    int64_t v[A_GEN] = {[B_APP] = ac->app_id,    [B_USER] = ac->user_id,   [B_SCOPE] = ac->scope,
+                        [B_SNAP] = ac->snapshot, [A_GRANT] = ac->grant_id, [A_EXP] = ac->expires};
     char buf[RD_PACKED];
-    wx_rc_arg_clear(&f);
-    wx_rc_arg_bin(&f, buf, pack(buf, ac->mac, v, A_GEN));
     return create(RD(s), "access", "grant", ac->grant_id > 0 ? ac->grant_id : 0, "grant", 0,
-                  ac->expires, "str", &f, &ac->id);
+                  ac->expires, "gen", buf, pack(buf, ac->mac, v, A_GEN), &ac->id);
 }
 
 /*
@@ -568,9 +595,9 @@ static int rd_access_get(struct wx_store *s, int64_t id, struct wx_access *ac)
     struct wx_rc_args a[2];
     redisReply *r[2];
     wx_rc_arg_cmd(&a[0], "GET");
-    wx_rc_arg_key(&d->conn, &a[0], "{%llx}:access:%lld", fam(id), (long long)id);
+    wx_rc_arg_credkey(&d->conn, &a[0], fam(id), "access", id);
     wx_rc_arg_cmd(&a[1], "SMEMBERS");
-    wx_rc_arg_key(&d->conn, &a[1], "{%llx}:rev", fam(id));
+    wx_rc_arg_credkey(&d->conn, &a[1], fam(id), "rev", -1);
     int rc = wx_rc_pipeline(&d->conn, a, 2, r);
     if (rc)
         return rc;
@@ -584,11 +611,11 @@ static int rd_access_get(struct wx_store *s, int64_t id, struct wx_access *ac)
     } else {
         ac->id = id;
         ac->grant_id = v[A_GRANT];
-        ac->app_id = v[A_APP];
-        ac->user_id = v[A_USER];
-        ac->scope = (int)v[A_SCOPE];
+        ac->app_id = v[B_APP];
+        ac->user_id = v[B_USER];
+        ac->scope = (int)v[B_SCOPE];
         ac->expires = v[A_EXP];
-        ac->snapshot = (int)v[A_SNAP];
+        ac->snapshot = (int)v[B_SNAP];
         for (size_t i = 0; i < r[1]->elements && !ac->revoked; i++)
             ac->revoked = wx_rc_reply_num(r[1]->element[i]) == ac->grant_id;
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fiber.h"
 #include "store_redis.h"
 
 #define RD_CHUNK 64 /* records fetched per pipeline in list calls */
@@ -51,6 +52,12 @@ static int read_app(const redisReply *r, int64_t id, struct wx_app *out, int64_t
 }
 
 /* ---- the app cache (store_redis.h) ---- */
+
+struct rd_wait {
+    struct wx_fiber *fiber;
+    struct rd_wait *next;
+    int rc; /* the read's result */
+};
 
 void wx_rd_apps_changed(struct rd *d)
 {
@@ -106,15 +113,50 @@ static int fetch_app(struct rd *d, int64_t id, struct wx_app *out, int64_t *gen)
     return rc;
 }
 
-/* App id, from the cache while it is fresh, else read (fresh: read in any case). */
+static void no_submit(void *arg)
+{
+    (void)arg; /* the waiter is on the slot's list: the reading fiber wakes it */
+}
+
+/*
+ * App id, from the cache while it is fresh, else read (fresh: read in any case). On a fiber of
+ * the shared connection, one read per slot at a time: the fibers that need the same app meanwhile
+ * wait for its answer instead of sending their own.
+ */
 static int load_app(struct rd *d, int64_t id, struct wx_app *out, int64_t *gen, int fresh)
 {
-    struct rd_app *c = fresh ? NULL : cached_app(d, id);
-    if (!c)
-        return fetch_app(d, id, out, gen);
-    *out = c->app;
-    *gen = c->gen;
-    return cache_usable(d) ? WX_OK : WX_ERR_STORE;
+    for (;;) {
+        struct rd_app *c = fresh ? NULL : cached_app(d, id);
+        if (c) {
+            *out = c->app;
+            *gen = c->gen;
+            return cache_usable(d) ? WX_OK : WX_ERR_STORE;
+        }
+        struct wx_fiber *self = wx_fiber_self();
+        c = app_slot(d, id);
+        if (fresh || !d->conn.mux || !self || (c->busy && c->busy != id))
+            return fetch_app(d, id, out, gen);
+        if (c->busy == id) {
+            struct rd_wait w = {self, c->waiters, WX_OK};
+            c->waiters = &w;
+            wx_fiber_wait(no_submit, NULL);
+            if (w.rc != WX_OK)
+                return w.rc;
+            continue; /* read: fresh, unless it began before a read_begin (then read again) */
+        }
+        c->busy = id;
+        int rc = fetch_app(d, id, out, gen);
+        struct rd_wait *w = c->waiters;
+        c->busy = 0;
+        c->waiters = NULL;
+        while (w) {
+            struct rd_wait *next = w->next; /* w is on a stack that may run once woken */
+            w->rc = rc;
+            wx_fiber_wake(w->fiber);
+            w = next;
+        }
+        return rc;
+    }
 }
 
 /* The fields app_update may change. */

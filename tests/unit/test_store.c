@@ -1056,6 +1056,72 @@ static void test_redis_codes_after_script_flush(void **state)
 }
 
 /*
+ * Codes are packed strings too (store_redis.c: the MAC, the expiry in 20 characters, then
+ * " app user scope snap"), read by the redeem script with string.sub: expiries at both ends of
+ * int64 keep their meaning, and a record that is not one is never redeemed into a credential
+ * (a store error, or not found when even its MAC cannot match).
+ */
+static void test_redis_packed_codes(void **state)
+{
+    struct wx_store *s = *state;
+    struct wx_app app = app_spec("wx00000000000000f3");
+    assert_int_equal(s->ops->app_insert(s, &app), WX_OK);
+    struct wx_user u = add_user(s, "小周");
+
+    struct wx_code c = add_code(s, app.id, u.id, 0x41);
+    c.expires = INT64_MAX;
+    c.scope = WX_SCOPE_USERINFO;
+    c.snapshot = 1;
+    assert_int_equal(s->ops->code_insert(s, &c, 1), WX_OK);
+    struct wx_grant g = redeem(s, &c, WX_OK);
+    assert_int_equal(g.user_id, u.id);
+    assert_int_equal(g.app_id, app.id);
+    assert_int_equal(g.code_id, c.id);
+    assert_int_equal(g.scope, WX_SCOPE_USERINFO);
+    assert_int_equal(g.snapshot, 1);
+    c.expires = -1;
+    assert_int_equal(s->ops->code_insert(s, &c, 1), WX_OK);
+    redeem(s, &c, WX_ERR_EXPIRED);
+    c.expires = INT64_MIN;
+    assert_int_equal(s->ops->code_insert(s, &c, 1), WX_OK);
+    redeem(s, &c, WX_ERR_EXPIRED);
+
+    /* the same code's record rewritten: what the redeem script meets, what it answers */
+    c = add_code(s, app.id, u.id, 0x42);
+    char key[96], mac[WX_CRED_MAC + 1];
+    snprintf(key, sizeof key, "{%llx}:code:%lld", (unsigned long long)((uint64_t)c.id >> 32),
+             (long long)c.id);
+    memset(mac, 0x42, WX_CRED_MAC);
+    mac[WX_CRED_MAC] = '\0';
+    char au[64]; /* B's app and user */
+    snprintf(au, sizeof au, " %lld %lld", (long long)app.id, (long long)u.id);
+    struct {
+        const char *exp, *b; /* after the MAC: the expiry, then B (after au when it has one) */
+        int with_au, rc;
+    } bad[] = {
+        {"short", "", 0, WX_ERR_NOTFOUND},                       /* no MAC to match */
+        {"0000000000000002000", "", 0, WX_ERR_NOTFOUND},         /* a short expiry, no B */
+        {"0000000000000002000", " 1 1 0 0", 0, WX_ERR_NOTFOUND}, /* B a character early */
+        {"000000000000000200x0", " 0 0", 1, WX_ERR_STORE},       /* an expiry that is no number */
+        {"00000000000000002000", " x 0", 1, WX_ERR_STORE},       /* a scope that is no number */
+        {"00000000000000002000", " 0", 1, WX_ERR_STORE},         /* a field missing */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char v[160];
+        int n = i == 0 ? snprintf(v, sizeof v, "%s", bad[i].exp)
+                       : snprintf(v, sizeof v, "%s%s%s%s", mac, bad[i].exp,
+                                  bad[i].with_au ? au : "", bad[i].b);
+        raw(s, "SET", key, v, (size_t)n);
+        redeem(s, &c, bad[i].rc);
+    }
+    raw(s, "DEL", key, NULL, 0);
+    raw(s, "HSET", key, "mac", 3); /* a hash where a string belongs (a code of before) */
+    redeem(s, &c, WX_ERR_STORE);
+    raw(s, "DEL", key, NULL, 0);
+    redeem(s, &c, WX_ERR_NOTFOUND);
+}
+
+/*
  * Grants and access tokens are packed strings (store_redis.c): every field comes back as
  * written, the largest values included, and a record that is not one (cut short, a field
  * missing, too many, not a number, out of range, another type) is a store error, never a
@@ -1248,6 +1314,7 @@ int main(void)
         cmocka_unit_test(test_redis_mux_shared),
         cmocka_unit_test(test_redis_app_cache),
         cmocka_unit_test(test_redis_packed_records),
+        cmocka_unit_test(test_redis_packed_codes),
         cmocka_unit_test(test_redis_codes_after_script_flush),
     };
     const char *env = getenv("WXAUTH_TEST_STORE"), *server = getenv("WXAUTH_REDIS_SERVER");
