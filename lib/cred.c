@@ -42,7 +42,7 @@ static void cred_hash(const struct wx_keys *k, enum wx_cred_kind kind,
  */
 #define POOL_LEN (32 * WX_CRED_SECRET)
 
-static void pooled_random(unsigned char *out, size_t n)
+void wx_cred_random(void *out, size_t n)
 {
     static _Thread_local unsigned char pool[POOL_LEN];
     static _Thread_local size_t left;
@@ -61,7 +61,7 @@ static void pooled_random(unsigned char *out, size_t n)
 
 void wx_cred_new(const struct wx_keys *k, enum wx_cred_kind kind, struct wx_cred *c)
 {
-    pooled_random(c->secret, WX_CRED_SECRET);
+    wx_cred_random(c->secret, WX_CRED_SECRET);
     cred_hash(k, kind, c->secret, &c->mask, c->mac);
 }
 

@@ -38,6 +38,11 @@ struct wx_cred {
     uint64_t mask;
 };
 
+/*
+ * n bytes from the kernel CSPRNG, drawn in blocks kept per thread (one system call per 640
+ * bytes, the drawn bytes wiped from the block): for secrets and for random row ids alike.
+ */
+void wx_cred_random(void *out, size_t n);
 void wx_cred_new(const struct wx_keys *k, enum wx_cred_kind kind, struct wx_cred *c);
 /* Writes the credential string for row id into out (WX_CRED_MAX bytes). */
 void wx_cred_format(enum wx_cred_kind kind, const struct wx_cred *c, int64_t id,

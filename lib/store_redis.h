@@ -81,7 +81,7 @@ static inline int64_t fresh_id(int64_t kin)
 {
     uint64_t v;
     do {
-        randombytes_buf(&v, sizeof v);
+        wx_cred_random(&v, sizeof v); /* pooled: no getrandom(2) per id */
         v = kin > 0 ? ((uint64_t)kin & RD_FAMILY_MASK) | (v & 0xffffffffu) : v & RD_ID_MASK;
     } while (!v);
     return (int64_t)v;
