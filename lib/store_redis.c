@@ -85,16 +85,14 @@
 #define RD_KV_MARGIN 60 /* seconds a kv value outlives it (clock differences) */
 
 /*
- * Comparison of a stored MAC that reveals nothing of it by its timing (SECURITY.md rule 4),
- * inside scripts: the two are compared as SHA-1 digests, so what == may leak through its time
- * is how much of the digests agree, and turning that into the MAC would take a preimage. A
- * byte loop in Lua costs Redis ~5 us a call here; sha1hex is C (~0.7 us for both).
+ * The redeem script compares the stored MAC with the presented one with Lua's ==, whose time may
+ * depend on how much of the two agree. That reveals nothing usable (SECURITY.md rule 4): both are
+ * keyed BLAKE2b digests of a secret under the server's key (cred.h), so the presenter cannot
+ * compute the digest of any guess and learns nothing from how far it agrees with the stored
+ * one, and a whole stored MAC is no credential (rule 3: the store keeps hashes). This is the
+ * "double HMAC" comparison; the SHA-1 of each side it used to add cost Redis ~7% of its
+ * instructions per code exchange (redis.sha1hex twice) and protected nothing more.
  */
-#define LUA_EQ                                                                                     \
-    "local function eq(a, b)\n"                                                                    \
-    "  return a ~= nil and #a == #b and redis.sha1hex(a) == redis.sha1hex(b)\n"                    \
-    "end\n"
-
 static const char *const lua[L_COUNT] = {
     /* KEYS: record to create, its twin (code <-> grant of that id) or its grant (access).
      * ARGV: expire-at, "twin" | "grant", gen, "gen" (the record takes " gen": grants, tokens)
@@ -112,29 +110,30 @@ static const char *const lua[L_COUNT] = {
      * " grant exp gen", expire-at. {0 ok | 1 not found | 2 expired | 3 used (its grant now
      * revoked) | 5 token id taken, B} (B: the code's " app user scope snap"). The grant's SET NX
      * is the redemption (the top); the checks before it only read. */
-    [L_REDEEM] = LUA_EQ
-    "local c = redis.call('GET', KEYS[1])\n"
-    "if not c or not eq(string.sub(c, 1, 32), ARGV[1]) then return {1} end\n"
-    "local b = string.sub(c, 53)\n"
-    "if string.sub(b, 1, #ARGV[2]) ~= ARGV[2] then return {1} end\n"
-    "local function replay()\n"
-    "  local t = redis.call('EXPIRETIME', KEYS[2])\n"
-    "  if t == -2 then return nil end\n"
-    "  redis.call('SADD', KEYS[3], ARGV[7])\n"
-    "  local r = redis.call('EXPIRETIME', KEYS[3])\n"
-    "  if t > 0 and (r < 0 or t > r) then redis.call('EXPIREAT', KEYS[3], t) end\n"
-    "  return {3, b}\n"
-    "end\n"
-    "if tonumber(string.sub(c, 33, 52)) <= tonumber(ARGV[3]) then return replay() or {2, b} end\n"
-    "if not redis.call('SET', KEYS[2], ARGV[4] .. b .. ARGV[5], 'NX', 'EXAT', ARGV[6]) then\n"
-    "  return replay()\n"
-    "end\n"
-    "if KEYS[4] and not redis.call('SET', KEYS[4], ARGV[8] .. b .. ARGV[9], 'NX', 'EXAT',\n"
-    "    ARGV[10]) then\n"
-    "  redis.call('DEL', KEYS[2])\n"
-    "  return {5}\n"
-    "end\n"
-    "return {0, b}\n",
+    [L_REDEEM] =
+        "local c = redis.call('GET', KEYS[1])\n"
+        "if not c or string.sub(c, 1, 32) ~= ARGV[1] then return {1} end\n"
+        "local b = string.sub(c, 53)\n"
+        "if string.sub(b, 1, #ARGV[2]) ~= ARGV[2] then return {1} end\n"
+        "local function replay()\n"
+        "  local t = redis.call('EXPIRETIME', KEYS[2])\n"
+        "  if t == -2 then return nil end\n"
+        "  redis.call('SADD', KEYS[3], ARGV[7])\n"
+        "  local r = redis.call('EXPIRETIME', KEYS[3])\n"
+        "  if t > 0 and (r < 0 or t > r) then redis.call('EXPIREAT', KEYS[3], t) end\n"
+        "  return {3, b}\n"
+        "end\n"
+        "if tonumber(string.sub(c, 33, 52)) <= tonumber(ARGV[3]) then return replay() or {2, b} "
+        "end\n"
+        "if not redis.call('SET', KEYS[2], ARGV[4] .. b .. ARGV[5], 'NX', 'EXAT', ARGV[6]) then\n"
+        "  return replay()\n"
+        "end\n"
+        "if KEYS[4] and not redis.call('SET', KEYS[4], ARGV[8] .. b .. ARGV[9], 'NX', 'EXAT',\n"
+        "    ARGV[10]) then\n"
+        "  redis.call('DEL', KEYS[2])\n"
+        "  return {5}\n"
+        "end\n"
+        "return {0, b}\n",
     /* KEYS: record, id list, unique index (optional). ARGV: id, field, value... 0: taken. */
     [L_REG_NEW] = "if KEYS[3] and not redis.call('SET', KEYS[3], ARGV[1], 'NX') then return 0 end\n"
                   "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
