@@ -32,7 +32,8 @@
  *   P{r}:basiclast:<app>      STRING id of the app's newest basic token
  *   credentials, spread over slots by their family F = id >> 32 (hex):
  *   P{F}:code:<id>            STRING mac, expires (20 characters), then B       (TTL)
- *   P{F}:grant:<id>           STRING mac, then B " code created exp gen"         (TTL)
+ *   P{F}:grant:<id>           STRING mac, first token's mac (or zeros), then
+ *                                    B " code created exp first-token-exp gen"  (TTL)
  *   P{F}:access:<id>          STRING mac, then B " grant exp gen"                (TTL)
  *   where B = " app user scope snap", what a code hands its grant and the grant its tokens
  *   P{F}:rev                  SET the family's revoked grant ids (revoked_grants) (TTL)
@@ -54,6 +55,12 @@
  * (EXISTS, HSET, EXPIREAT); in the redeem script, which makes both, that took Redis's CPU per
  * code exchange from ~29 to ~22 us. An access token takes its grant's family (the high 30
  * bits) and 32 random bits, so token, grant and revoked set share one slot.
+ *
+ * The first access token of a grant (the one the code exchange hands out) is part of the grant's
+ * record, its id the grant's with RD_FIRST set: the redeem script then writes one key, so Redis
+ * neither runs a second SET nor wraps the two in MULTI/EXEC for the AOF (its instructions per
+ * exchange 104k -> 81k). It lives, in Redis, as long as its grant; its own expiry is in the
+ * record. Tokens from refreshes are access keys of their own.
  *
  * Revocation: a replayed code puts its grant into P{F}:rev; access_get reads the token and
  * that set in one round trip. app_set_secret bumps the app's generation (gen); grants and basic
@@ -104,12 +111,11 @@ static const char *const lua[L_COUNT] = {
               "local v = ARGV[5]\n"
               "if ARGV[4] == 'gen' then v = v .. ' ' .. gen end\n"
               "return redis.call('SET', KEYS[1], v, 'NX', 'EXAT', ARGV[1]) and 1 or 0\n",
-    /* KEYS: code, grant of the same id, the family's revoked set, and the access token to mint
-     * with the grant (optional). ARGV: mac, " <app id> ", now, grant mac, the grant's tail
-     * " code created exp gen", its expire-at, id, and with a token: its mac, tail
-     * " grant exp gen", expire-at. {0 ok | 1 not found | 2 expired | 3 used (its grant now
-     * revoked) | 5 token id taken, B} (B: the code's " app user scope snap"). The grant's SET NX
-     * is the redemption (the top); the checks before it only read. */
+    /* KEYS: code, grant of the same id, the family's revoked set. ARGV: mac, " <app id> ", now,
+     * the grant's MAC and its first token's (64 bytes), the grant's tail
+     * " code created exp first-token-exp gen", its expire-at, id. {0 ok | 1 not found |
+     * 2 expired | 3 used (its grant now revoked), B} (B: the code's " app user scope snap").
+     * The grant's SET NX is the redemption (the top); the checks before it only read. */
     [L_REDEEM] =
         "local c = redis.call('GET', KEYS[1])\n"
         "if not c or string.sub(c, 1, 32) ~= ARGV[1] then return {1} end\n"
@@ -127,11 +133,6 @@ static const char *const lua[L_COUNT] = {
         "end\n"
         "if not redis.call('SET', KEYS[2], ARGV[4] .. b .. ARGV[5], 'NX', 'EXAT', ARGV[6]) then\n"
         "  return replay()\n"
-        "end\n"
-        "if KEYS[4] and not redis.call('SET', KEYS[4], ARGV[8] .. b .. ARGV[9], 'NX', 'EXAT',\n"
-        "    ARGV[10]) then\n"
-        "  redis.call('DEL', KEYS[2])\n"
-        "  return {5}\n"
         "end\n"
         "return {0, b}\n",
     /* KEYS: record, id list, unique index (optional). ARGV: id, field, value... 0: taken. */
@@ -274,9 +275,9 @@ static int rd_master_key(struct wx_store *s, unsigned char key[WX_KEY_LEN])
  * start of its grant's and its tokens'.
  */
 enum { B_APP, B_USER, B_SCOPE, B_SNAP, B_N };
-enum { G_CODE = B_N, G_CREATED, G_EXP, G_GEN, G_N };
+enum { G_CODE = B_N, G_CREATED, G_EXP, G_FIRST_EXP, G_GEN, G_N };
 enum { A_GRANT = B_N, A_EXP, A_GEN, A_N };
-#define RD_PACKED   (WX_CRED_MAC + (1 + WX_RC_I64_LEN) * G_N)
+#define RD_PACKED   (2 * WX_CRED_MAC + (1 + WX_RC_I64_LEN) * G_N)
 #define RD_CODE_EXP 20 /* a code's expiry: sign or 0, then 19 digits (string.sub 33..52) */
 #define RD_CODE_B   (WX_CRED_MAC + RD_CODE_EXP)
 
@@ -291,12 +292,18 @@ static size_t pack_nums(char *buf, const int64_t *v, int n)
     return len;
 }
 
-/* Writes a grant's or a token's string without its gen (L_NEW appends that); its length. */
-static size_t pack(char buf[RD_PACKED], const unsigned char mac[WX_CRED_MAC], const int64_t *v,
-                   int n)
+/*
+ * Writes a grant's or a token's string without its gen (L_NEW appends that); its length. A
+ * grant's (mac2 not NULL) has its first token's MAC after its own.
+ */
+static size_t pack(char buf[RD_PACKED], const unsigned char mac[WX_CRED_MAC],
+                   const unsigned char *mac2, const int64_t *v, int n)
 {
+    size_t m = mac2 ? 2 * WX_CRED_MAC : WX_CRED_MAC;
     memcpy(buf, mac, WX_CRED_MAC);
-    return WX_CRED_MAC + pack_nums(buf + WX_CRED_MAC, v, n);
+    if (mac2)
+        memcpy(buf + WX_CRED_MAC, mac2, WX_CRED_MAC);
+    return m + pack_nums(buf + m, v, n);
 }
 
 /* A code's string: the MAC, its expiry in RD_CODE_EXP characters, then B. */
@@ -332,15 +339,22 @@ static int unpack_nums(const char *p, const char *end, int64_t *v, int n)
     return p == end ? 1 : -1;
 }
 
-/* Reads a record's string into mac and v[0..n): 1, 0 when r is nil (no such record), -1 bad. */
-static int unpack(const redisReply *r, unsigned char mac[WX_CRED_MAC], int64_t *v, int n)
+/*
+ * Reads a record's string into mac (and a grant's second MAC into mac2 when it is not NULL) and
+ * v[0..n): 1, 0 when r is nil (no such record), -1 bad.
+ */
+static int unpack(const redisReply *r, unsigned char mac[WX_CRED_MAC], unsigned char *mac2,
+                  int64_t *v, int n)
 {
+    size_t m = mac2 ? 2 * WX_CRED_MAC : WX_CRED_MAC;
     if (r->type == REDIS_REPLY_NIL)
         return 0;
-    if (r->type != REDIS_REPLY_STRING || r->len < WX_CRED_MAC)
+    if (r->type != REDIS_REPLY_STRING || r->len < m)
         return -1;
     memcpy(mac, r->str, WX_CRED_MAC);
-    return unpack_nums(r->str + WX_CRED_MAC, r->str + r->len, v, n);
+    if (mac2)
+        memcpy(mac2, r->str + WX_CRED_MAC, WX_CRED_MAC);
+    return unpack_nums(r->str + m, r->str + r->len, v, n);
 }
 
 /*
@@ -455,7 +469,7 @@ static int rd_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
                           int64_t app_id, int64_t now, struct wx_grant *g, struct wx_access *ac)
 {
     struct rd *d = RD(s);
-    int64_t gen, status = -1, aid = 0;
+    int64_t gen, status = -1;
     /*
      * The generation as the app cache has it (the record the caller checked the secret
      * against, within RD_APP_FRESH_NS): a stale one is older, so the grant is born revoked,
@@ -465,51 +479,40 @@ static int rd_code_redeem(struct wx_store *s, int64_t id, const unsigned char ma
     int rc = wx_rd_app_gen(d, app_id, &gen, 0);
     if (rc)
         return rc; /* no such app: nobody may redeem it */
-    char app[2 + WX_RC_I64_LEN], gtail[RD_PACKED], atail[RD_PACKED];
+    char app[2 + WX_RC_I64_LEN], gtail[RD_PACKED];
+    unsigned char macs[2 * WX_CRED_MAC] = {0}; /* the grant's, its first token's (none: zeros) */
     size_t lapp = 1 + wx_rc_fmt_i64(app + 1, app_id);
     app[0] = ' ';
     app[lapp++] = ' ';
-    int64_t gv[G_N - B_N] = {id, g->created, g->expires, gen};
-    size_t lg = pack_nums(gtail, gv, G_N - B_N), la = 0;
-    for (int i = 0; i < RD_TRIES && (i == 0 || status == 5); i++) {
-        struct wx_rc_args a;
-        redisReply *r;
-        wx_rc_arg_script(&a, ac ? 4 : 3);
-        wx_rc_arg_credkey(&d->conn, &a, fam(id), "code", id);
-        wx_rc_arg_credkey(&d->conn, &a, fam(id), "grant", id);
-        wx_rc_arg_credkey(&d->conn, &a, fam(id), "rev", -1);
-        if (ac) { /* the token takes its grant's family: one slot for the whole script */
-            aid = fresh_id(id);
-            wx_rc_arg_credkey(&d->conn, &a, fam(aid), "access", aid);
-        }
-        wx_rc_arg_bin(&a, mac, WX_CRED_MAC);
-        wx_rc_arg_bin(&a, app, lapp);
-        wx_rc_arg_i64(&a, now);
-        wx_rc_arg_bin(&a, g->mac, WX_CRED_MAC);
-        wx_rc_arg_bin(&a, gtail, lg);
-        wx_rc_arg_i64(&a, expire_at(g->expires, RD_GRACE));
-        wx_rc_arg_i64(&a, id);
-        if (ac) {
-            int64_t av[A_N - B_N] = {id, ac->expires, gen};
-            la = pack_nums(atail, av, A_N - B_N);
-            wx_rc_arg_bin(&a, ac->mac, WX_CRED_MAC);
-            wx_rc_arg_bin(&a, atail, la);
-            wx_rc_arg_i64(&a, expire_at(ac->expires, RD_GRACE));
-        }
-        if ((rc = wx_rc_eval(&d->conn, L_REDEEM, &a, &r)))
-            return rc;
-        status = -1;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-            wx_rc_reply_i64(r->element[0], &status) && status != 1 && status != 5 &&
-            !redeemed(r, id, app_id, g))
-            status = -1; /* a B that is not one: fail closed */
-        freeReplyObject(r);
-    }
+    memcpy(macs, g->mac, WX_CRED_MAC);
+    if (ac)
+        memcpy(macs + WX_CRED_MAC, ac->mac, WX_CRED_MAC);
+    int64_t gv[G_N - B_N] = {id, g->created, g->expires, ac ? ac->expires : 0, gen};
+    size_t lg = pack_nums(gtail, gv, G_N - B_N);
+    struct wx_rc_args a;
+    redisReply *r;
+    wx_rc_arg_script(&a, 3);
+    wx_rc_arg_credkey(&d->conn, &a, fam(id), "code", id);
+    wx_rc_arg_credkey(&d->conn, &a, fam(id), "grant", id);
+    wx_rc_arg_credkey(&d->conn, &a, fam(id), "rev", -1);
+    wx_rc_arg_bin(&a, mac, WX_CRED_MAC);
+    wx_rc_arg_bin(&a, app, lapp);
+    wx_rc_arg_i64(&a, now);
+    wx_rc_arg_bin(&a, macs, sizeof macs);
+    wx_rc_arg_bin(&a, gtail, lg);
+    wx_rc_arg_i64(&a, expire_at(g->expires, RD_GRACE));
+    wx_rc_arg_i64(&a, id);
+    if ((rc = wx_rc_eval(&d->conn, L_REDEEM, &a, &r)))
+        return rc;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        wx_rc_reply_i64(r->element[0], &status) && status != 1 && !redeemed(r, id, app_id, g))
+        status = -1; /* a B that is not one: fail closed */
+    freeReplyObject(r);
     switch (status) {
     case 0:
         g->id = id;
         if (ac) {
-            ac->id = aid;
+            ac->id = id | RD_FIRST;
             wx_access_of_grant(ac, g);
         }
         return WX_OK;
@@ -533,10 +536,11 @@ static int rd_grant_insert(struct wx_store *s, struct wx_grant *g)
         return rc;
     int64_t v[G_GEN] = {[B_APP] = g->app_id,    [B_USER] = g->user_id, [B_SCOPE] = g->scope,
                         [B_SNAP] = g->snapshot, [G_CODE] = g->code_id, [G_CREATED] = g->created,
-                        [G_EXP] = g->expires};
+                        [G_EXP] = g->expires}; /* G_FIRST_EXP 0: no first token */
+    static const unsigned char none[WX_CRED_MAC];
     char buf[RD_PACKED];
     return create(d, "grant", "code", 0, "twin", gen, g->expires, "gen", buf,
-                  pack(buf, g->mac, v, G_GEN), &g->id);
+                  pack(buf, g->mac, none, v, G_GEN), &g->id);
 }
 
 static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
@@ -554,7 +558,8 @@ static int rd_grant_get(struct wx_store *s, int64_t id, struct wx_grant *g)
         return rc;
     int64_t v[G_N];
     memset(g, 0, sizeof(*g));
-    int found = unpack(r[0], g->mac, v, G_N);
+    unsigned char first[WX_CRED_MAC];
+    int found = unpack(r[0], g->mac, first, v, G_N);
     rc = found > 0 ? WX_OK : found == 0 ? WX_ERR_NOTFOUND : WX_ERR_STORE;
     if (rc == WX_OK) {
         g->id = id;
@@ -578,7 +583,7 @@ static int rd_access_insert(struct wx_store *s, struct wx_access *ac)
                         [B_SNAP] = ac->snapshot, [A_GRANT] = ac->grant_id, [A_EXP] = ac->expires};
     char buf[RD_PACKED];
     return create(RD(s), "access", "grant", ac->grant_id > 0 ? ac->grant_id : 0, "grant", 0,
-                  ac->expires, "gen", buf, pack(buf, ac->mac, v, A_GEN), &ac->id);
+                  ac->expires, "gen", buf, pack(buf, ac->mac, NULL, v, A_GEN), &ac->id);
 }
 
 /*
@@ -586,41 +591,47 @@ static int rd_access_insert(struct wx_store *s, struct wx_access *ac)
  * against ~2 us per command): the token, and its family's revoked grants, checked here. The
  * family is the grant's (id layout above) and holds its own revoked grants only, so the set is
  * almost always empty. Not atomic, and need not be: a token never changes once made, so the
- * pair reads as of the SMEMBERS.
+ * pair reads as of the SMEMBERS. A grant's first token (RD_FIRST) is read from its grant.
  */
 static int rd_access_get(struct wx_store *s, int64_t id, struct wx_access *ac)
 {
     struct rd *d = RD(s);
     struct wx_rc_args a[2];
     redisReply *r[2];
+    int first = (id & RD_FIRST) != 0;
+    int64_t key = first ? id & ~RD_FIRST : id;
     wx_rc_arg_cmd(&a[0], "GET");
-    wx_rc_arg_credkey(&d->conn, &a[0], fam(id), "access", id);
+    wx_rc_arg_credkey(&d->conn, &a[0], fam(key), first ? "grant" : "access", key);
     wx_rc_arg_cmd(&a[1], "SMEMBERS");
-    wx_rc_arg_credkey(&d->conn, &a[1], fam(id), "rev", -1);
+    wx_rc_arg_credkey(&d->conn, &a[1], fam(key), "rev", -1);
     int rc = wx_rc_pipeline(&d->conn, a, 2, r);
     if (rc)
         return rc;
-    int64_t v[A_N];
+    int64_t v[G_N]; /* a grant's numbers, or a token's */
+    unsigned char grant_mac[WX_CRED_MAC];
     memset(ac, 0, sizeof(*ac));
-    int found = unpack(r[0], ac->mac, v, A_N);
+    int found =
+        first ? unpack(r[0], grant_mac, ac->mac, v, G_N) : unpack(r[0], ac->mac, NULL, v, A_N);
+    if (found > 0 && first && sodium_is_zero(ac->mac, WX_CRED_MAC))
+        found = 0; /* a grant made without one (grant_insert) */
     if (found < 0 || r[1]->type != REDIS_REPLY_ARRAY) {
         rc = WX_ERR_STORE;
     } else if (!found) {
         rc = WX_ERR_NOTFOUND;
     } else {
         ac->id = id;
-        ac->grant_id = v[A_GRANT];
+        ac->grant_id = first ? key : v[A_GRANT];
         ac->app_id = v[B_APP];
         ac->user_id = v[B_USER];
         ac->scope = (int)v[B_SCOPE];
-        ac->expires = v[A_EXP];
+        ac->expires = first ? v[G_FIRST_EXP] : v[A_EXP];
         ac->snapshot = (int)v[B_SNAP];
         for (size_t i = 0; i < r[1]->elements && !ac->revoked; i++)
             ac->revoked = wx_rc_reply_num(r[1]->element[i]) == ac->grant_id;
     }
     freeReplyObject(r[0]);
     freeReplyObject(r[1]);
-    return rc ? rc : wx_rd_check_gen(d, ac->app_id, v[A_GEN], &ac->revoked);
+    return rc ? rc : wx_rd_check_gen(d, ac->app_id, first ? v[G_GEN] : v[A_GEN], &ac->revoked);
 }
 
 /* ---- nonces, kv, purge ---- */

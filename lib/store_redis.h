@@ -20,6 +20,7 @@
 #define RD_BATCH       128         /* codes created per round trip (code_insert of many) */
 #define RD_FAMILY_MASK (~(uint64_t)0xffffffffu)
 #define RD_ID_MASK     ((1ULL << 62) - 1)
+#define RD_FIRST       (1LL << 62) /* the first access token of grant X is X | RD_FIRST */
 
 /* The Lua scripts (the table lua[] in store_redis.c), run with wx_rc_eval*. */
 enum { L_NEW, L_REDEEM, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };

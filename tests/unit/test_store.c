@@ -1119,6 +1119,33 @@ static void test_redis_packed_codes(void **state)
     redeem(s, &c, WX_ERR_STORE);
     raw(s, "DEL", key, NULL, 0);
     redeem(s, &c, WX_ERR_NOTFOUND);
+
+    /* A grant's first token is its record's (id: the grant's with RD_FIRST); a grant made
+     * without one has none to find, and a token of its own is an access key. */
+    struct wx_access first;
+    assert_int_equal(s->ops->access_get(s, g.id | RD_FIRST, &first), WX_ERR_NOTFOUND);
+    struct wx_grant made = g;
+    made.code_id = 0;
+    assert_int_equal(s->ops->grant_insert(s, &made), WX_OK);
+    assert_int_equal(s->ops->access_get(s, made.id | RD_FIRST, &first), WX_ERR_NOTFOUND);
+    c = add_code(s, app.id, u.id, 0x43);
+    struct wx_grant g3 = {0};
+    struct wx_access ac = {0};
+    memset(g3.mac, 0x66, sizeof g3.mac);
+    memset(ac.mac, 0x67, sizeof ac.mac);
+    g3.created = 1000;
+    g3.expires = 1000 + 30 * 86400;
+    ac.expires = 1000 + 7200;
+    assert_int_equal(s->ops->code_redeem(s, c.id, c.mac, app.id, 1000, &g3, &ac), WX_OK);
+    assert_int_equal(ac.id, g3.id | RD_FIRST);
+    assert_int_equal(s->ops->access_get(s, ac.id, &first), WX_OK);
+    assert_memory_equal(first.mac, ac.mac, WX_CRED_MAC);
+    assert_int_equal(first.expires, 1000 + 7200);
+    assert_int_equal(first.grant_id, g3.id);
+    struct wx_access later = add_access(s, &g3);
+    assert_int_equal(later.id & RD_FIRST, 0);
+    assert_int_equal(s->ops->access_get(s, later.id, &first), WX_OK);
+    assert_memory_equal(first.mac, later.mac, WX_CRED_MAC);
 }
 
 /*
@@ -1165,7 +1192,7 @@ static void test_redis_packed_records(void **state)
              (long long)a.id);
     memset(mac, 'm', WX_CRED_MAC);
     mac[WX_CRED_MAC] = '\0';
-    /* Each kind's n numbers (grant 8, token 7), then what is wrong with them. */
+    /* Each kind's n numbers (grant 9, token 7), then what is wrong with them. */
     const char *bad[] = {"",
                          " 1 2 3 4 5 6",
                          " 1 2 3 4 5 6 7 8 9",
@@ -1179,9 +1206,11 @@ static void test_redis_packed_records(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         for (int grant = 0; grant < 2; grant++) {
             char v[160];
-            /* a grant has one number more: put it in front, where it changes nothing else */
+            /* a grant has its first token's MAC after its own, and two numbers more: put them in
+             * front, where they change nothing else */
             int n = i == 0 ? snprintf(v, sizeof v, "short")
-                           : snprintf(v, sizeof v, "%s%s%s", mac, grant ? " 1" : "", bad[i]);
+                           : snprintf(v, sizeof v, "%s%s%s%s", mac, grant ? mac : "",
+                                      grant ? " 1 1" : "", bad[i]);
             raw(s, "SET", grant ? gkey : akey, v, (size_t)n);
             if (grant)
                 assert_int_equal(s->ops->grant_get(s, g.id, &got), WX_ERR_STORE);
