@@ -50,9 +50,22 @@ struct wx_http_server {
     atomic_int stopping;
     atomic_int wake_pending; /* a wake-up was sent and the loop has not yet rescanned resumes */
     int fibers;              /* handlers on fibers not yet finished (the loop thread's own) */
+    int rescan;              /* the loop thread resumed a connection itself: do not wait */
+    pthread_mutex_t omu;
+    struct wx_http_req *orphans; /* (omu) woken fibers whose connection is gone: to continue */
 };
 
+/*
+ * A parked handler's request whose connection MHD gave up (the client closed it, or a stop)
+ * is an orphan: its fiber is still run to its end, on the loop thread, its response dropped,
+ * so that what it holds is let go (an app read others wait for, its stack, its program data).
+ * fstate tells which of "woken" and "orphaned" came second: that side hands it to the loop.
+ */
+#define WX_HTTP_WOKEN  1
+#define WX_HTTP_ORPHAN 2
+
 static _Thread_local struct wx_http_server *held_srv;
+static _Thread_local struct wx_http_server *loop_srv; /* the server whose loop this thread runs */
 static _Thread_local int held_wake;
 
 static void wake_loop(struct wx_http_server *s)
@@ -91,7 +104,9 @@ static int32_t run_sources(struct wx_http_server *s)
     held_wake = 0;
     int woke = wx_loop_pass(&due);
     held_srv = NULL;
-    if (woke || held_wake)
+    int rescan = s->rescan;
+    s->rescan = 0;
+    if (woke || held_wake || rescan)
         return 0;
     if (due < 0)
         return -1;
@@ -119,6 +134,28 @@ static void loop_unwatch(void *ud, int fd)
         epoll_ctl(ei->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+static void free_req(struct wx_http_req *req);
+
+/* Continues the woken orphans (loop thread, outside MHD); those that end are freed. */
+static void run_orphans(struct wx_http_server *s)
+{
+    pthread_mutex_lock(&s->omu);
+    struct wx_http_req *req = s->orphans;
+    s->orphans = NULL;
+    pthread_mutex_unlock(&s->omu);
+    while (req) {
+        struct wx_http_req *next = req->onext;
+        if (wx_fiber_continue(req->fiber) == 1) { /* ended (else: parked again, an orphan) */
+            s->fibers--;
+            req->fiber = NULL;
+            if (s->cfg.on_done)
+                s->cfg.on_done(req, s->cfg.ud);
+            free_req(req);
+        }
+        req = next;
+    }
+}
+
 static void *loop_main(void *arg)
 {
     struct wx_http_server *s = arg;
@@ -129,10 +166,12 @@ static void *loop_main(void *arg)
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     struct wx_loop_ops ops = {loop_watch, loop_unwatch, s};
+    loop_srv = s;
     wx_loop_begin(&ops);
     int32_t wait = -1;
     while (!atomic_load(&s->stopping)) {
         loop_once(s, wait);
+        run_orphans(s);
         wait = run_sources(s);
     }
     /* Handlers parked on the store finish (each bounded by the store's timeout) before MHD's
@@ -140,6 +179,7 @@ static void *loop_main(void *arg)
     int64_t until = wx_mono_ns() + (int64_t)WX_HTTP_DRAIN_MS * 1000000;
     while (s->fibers > 0 && wx_mono_ns() < until) {
         loop_once(s, wait < 0 || wait > 20 ? 20 : wait);
+        run_orphans(s);
         wait = run_sources(s);
     }
     wx_loop_end();
@@ -200,14 +240,19 @@ static void free_req(struct wx_http_req *req)
     free(req);
 }
 
+static int orphaned(struct wx_http_req *req)
+{
+    return (atomic_load(&req->fstate) & WX_HTTP_ORPHAN) != 0;
+}
+
 const char *wx_http_header(struct wx_http_req *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    return orphaned(req) ? NULL : MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 const char *wx_http_cookie(struct wx_http_req *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+    return orphaned(req) ? NULL : MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
 int wx_http_set_header(struct wx_http_req *req, const char *name, const char *value)
@@ -304,14 +349,33 @@ void wx_http_suspend(struct wx_http_req *req)
 }
 
 /* The suspended connection goes back to MHD, whose loop is woken (once per held batch). */
-static void resume_conn(struct wx_http_req *req)
+/* The loop is to look again: at once on its own thread, else through wake_fd. */
+static void nudge(struct wx_http_server *s)
 {
-    struct wx_http_server *s = req->server;
-    MHD_resume_connection(req->conn);
     if (held_srv == s)
         held_wake = 1;
+    else if (loop_srv == s)
+        s->rescan = 1; /* inside MHD_run_wait (one fiber woke another): the eventfd would be
+                        * read, and the wake lost, before the loop next waits */
     else
         wake_loop(s);
+}
+
+static void resume_conn(struct wx_http_req *req)
+{
+    MHD_resume_connection(req->conn);
+    nudge(req->server);
+}
+
+/* A woken orphan (any thread): the loop continues it (run_orphans). */
+static void orphan_ready(struct wx_http_req *req)
+{
+    struct wx_http_server *s = req->server;
+    pthread_mutex_lock(&s->omu);
+    req->onext = s->orphans;
+    s->orphans = req;
+    pthread_mutex_unlock(&s->omu);
+    nudge(s);
 }
 
 void wx_http_resume(struct wx_http_req *req)
@@ -366,6 +430,9 @@ static void fiber_park(void *ud)
 {
     struct wx_http_req *req = ud;
     req->phase = PH_PARKED;
+    /* ORPHAN is set on this thread only (completed_cb), so it cannot appear meanwhile */
+    if (atomic_fetch_and(&req->fstate, ~WX_HTTP_WOKEN) & WX_HTTP_ORPHAN)
+        return; /* parking again after its connection went: nothing of MHD's to suspend */
     MHD_suspend_connection(req->conn);
 }
 
@@ -373,7 +440,9 @@ static void fiber_park(void *ud)
 static void fiber_wake(void *ud)
 {
     struct wx_http_req *req = ud;
-    if (!atomic_load(&req->orphan))
+    if (atomic_fetch_or(&req->fstate, WX_HTTP_WOKEN) & WX_HTTP_ORPHAN)
+        orphan_ready(req);
+    else
         resume_conn(req);
 }
 
@@ -409,7 +478,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (!req)
         return MHD_NO;
     if (req->phase == PH_NEW) {
-        req->method = method;
+        /* a copy: an orphan's handler and on_done run after MHD freed the connection */
+        snprintf(req->mbuf, sizeof req->mbuf, "%s", method);
+        req->method = req->mbuf;
         req->phase = PH_BODY;
         if (bad_framing(req)) {
             req->close = 1;
@@ -461,8 +532,9 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
-    if (req->fiber) { /* still parked (a stop that timed out): leak it rather than free it */
-        atomic_store(&req->orphan, 1);
+    if (req->fiber) { /* parked, or woken and not yet continued: the loop finishes it */
+        if (atomic_fetch_or(&req->fstate, WX_HTTP_ORPHAN) & WX_HTTP_WOKEN)
+            orphan_ready(req);
         return;
     }
     if (srv->cfg.on_done)
@@ -506,6 +578,7 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
     if (!srv)
         return WX_ERR_NOMEM;
     srv->cfg = *cfg;
+    pthread_mutex_init(&srv->omu, NULL);
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -559,7 +632,11 @@ void wx_http_stop(struct wx_http_server *s)
     (void)n;
     pthread_join(s->loop, NULL);
     MHD_stop_daemon(s->d);
+    if (s->fibers > 0)
+        return; /* handlers still parked past the drain: their wakes may yet come (from the
+                 * store's threads) and find s and wake_fd, which are therefore kept */
     if (s->wake_fd >= 0)
         close(s->wake_fd);
+    pthread_mutex_destroy(&s->omu);
     free(s);
 }

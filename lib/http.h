@@ -46,9 +46,11 @@ struct wx_http_req {
     struct wx_http_server *server;
     int phase;
     int body_too_big;
-    int suspended;          /* the handler called wx_http_suspend */
-    struct wx_fiber *fiber; /* the handler's fiber while it is parked */
-    _Atomic int orphan;     /* freed by MHD while parked (a stop that could not wait) */
+    int suspended;             /* the handler called wx_http_suspend */
+    struct wx_fiber *fiber;    /* the handler's fiber while it is parked */
+    _Atomic int fstate;        /* WX_HTTP_WOKEN | WX_HTTP_ORPHAN (http.c) */
+    struct wx_http_req *onext; /* in the server's list of orphans to continue */
+    char mbuf[16];             /* the method, copied (a longer one is cut: none is served) */
 };
 
 struct wx_http_config {

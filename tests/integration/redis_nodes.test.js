@@ -204,3 +204,42 @@ test('the per-minute quota is shared by the nodes (within 16 calls per node)', {
     await r.cleanup();
   }
 });
+
+// A request whose client hangs up while its handler is parked on Redis still runs to its end (an
+// orphan, lib/http.c): the fiber that was reading the app for the others lets them go. Before,
+// it was never continued, every later request for that app waited on its read forever, and a
+// `make bench` run saw the provider stop answering after wrk closed its connections mid-flight.
+test('clients that hang up while parked on Redis leave nothing stuck: the next exchange answers', { skip }, async () => {
+  const net = require('node:net');
+  await onRedis(async ({ r, d, ps: [p] }) => {
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 41);
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.pop())).access_token);
+    const { port } = new URL(p.base);
+    for (let round = 0; round < 3; round++) {
+      await new Promise((res) => setTimeout(res, 20)); // the app's copy is stale (10 ms)
+      r.pause(); // each request parks: the first on the app's read, the others waiting for it
+      const socks = codes.splice(0, 10).map((code) => {
+        const s = net.connect(Number(port), '127.0.0.1');
+        s.on('error', () => {});
+        const q = new URLSearchParams({ appid: d.appid, secret: d.secret, code, grant_type: 'authorization_code' });
+        s.write(`GET /sns/oauth2/access_token?${q} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        return s;
+      });
+      await new Promise((res) => setTimeout(res, 100));
+      for (const s of socks) s.destroy(); // hang up while parked
+      await new Promise((res) => setTimeout(res, 50));
+      r.resume();
+      const t0 = Date.now();
+      const ctl = AbortSignal.timeout(5000);
+      const q = new URLSearchParams({ appid: d.appid, secret: d.secret, code: codes.pop(), grant_type: 'authorization_code' });
+      const res = await fetch(`${p.base}/sns/oauth2/access_token?${q}`, { signal: ctl })
+        .catch((e) => { throw new Error(`round ${round}: ${e.cause || e}; provider exit ${p.child.exitCode} ${p.child.signalCode}; log: ${p.logs().slice(-3000)}`); });
+      const body = await res.json();
+      assert.ok(body.access_token, `round ${round}: ${JSON.stringify(body)}`);
+      console.log(`round ${round}: the next exchange answered in ${Date.now() - t0} ms`);
+    }
+    // the orphans ended: the provider's fibers are all back (its /metrics keeps answering too)
+    const m = await fetch(`${p.base}/metrics`);
+    assert.strictEqual(m.status, 200);
+  }, { nodes: 1 });
+});
