@@ -5,7 +5,6 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const net = require('node:net');
 const h = require('./harness');
 
@@ -15,7 +14,7 @@ const EXAMPLE = path.join(path.dirname(h.BIN), 'wxauth-example');
 
 function startExample(appid, secret, provider, port) {
   return new Promise((resolve, reject) => {
-    const child = spawn(EXAMPLE, ['--listen', `127.0.0.1:${port}`, '--appid', appid,
+    const child = h.spawnServer(EXAMPLE, ['--listen', `127.0.0.1:${port}`, '--appid', appid,
       '--wechat', provider, '--public-url', `http://localhost:${port}`],
     { env: { ...process.env, WXAUTH_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

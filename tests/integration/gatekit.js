@@ -2,7 +2,6 @@
 // the gate's integration tests.
 'use strict';
 const assert = require('node:assert');
-const { spawn } = require('node:child_process');
 const h = require('./harness');
 
 const { freePort } = h;
@@ -13,7 +12,7 @@ function startGate(args, env) {
   const own = h.freshStore();
   if (own && !args.includes('--store') && !args.includes('--db')) args = [...args, '--store', own];
   return new Promise((resolve, reject) => {
-    const child = spawn(h.BIN, ['gate', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = h.spawnServer(h.BIN, ['gate', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     const timer = setTimeout(() => reject(new Error('gate did not start: ' + err)), 10000);
     child.stderr.on('data', (d) => { err += d; });
@@ -25,18 +24,33 @@ function startGate(args, env) {
         resolve({ base: m[1], logs: () => err, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) });
       }
     });
-    child.on('exit', (code) => { clearTimeout(timer); if (!out.includes('listening')) reject(new Error(`gate exited ${code}: ${err}`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (out.includes('listening')) return;
+      // Its port taken between freePort() and the gate's bind: onFreshPorts tries again.
+      reject(Object.assign(new Error(`gate exited ${code}: ${err}`), { portTaken: /cannot listen on/.test(err) }));
+    });
   });
 }
 
-async function setup(fn, extra = [], { port } = {}) {
-  port = port || await freePort();
-  const d = h.makeDb({ domains: [`localhost:${port}`], openAccount: 'acme' });
-  const p = await h.startProvider(d.db);
-  const g = await startGate(['--listen', `127.0.0.1:${port}`, '--public-url', `http://localhost:${port}`,
-    '--open-base', p.base, '--api-base', p.base, '--desktop', 'pass', ...extra],
-  { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
-  const site = `http://localhost:${port}`;
+// A provider and a gate on port (else a free one: taken meanwhile, setup tries fresh ones), fn
+// run with both, both stopped whatever happens.
+async function setup(fn, extra = [], { port: fixed } = {}) {
+  const { d, p, g, site } = await h.onFreshPorts(async () => {
+    const port = fixed || await freePort();
+    const d = h.makeDb({ domains: [`localhost:${port}`], openAccount: 'acme' });
+    const p = await h.startProvider(d.db);
+    try {
+      const g = await startGate(['--listen', `127.0.0.1:${port}`, '--public-url', `http://localhost:${port}`,
+        '--open-base', p.base, '--api-base', p.base, '--desktop', 'pass', ...extra],
+      { WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret });
+      return { d, p, g, site: `http://localhost:${port}` };
+    } catch (e) {
+      await p.stop();
+      if (fixed) e.portTaken = false;
+      throw e;
+    }
+  });
   try {
     await fn({ d, p, g, site });
   } finally {

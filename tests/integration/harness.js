@@ -7,6 +7,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
+const { after } = require('node:test');
+
 const BIN = process.env.WXAUTH_BIN || path.join(__dirname, '../../build/wxauth');
 const ADMIN = 'test-admin-token-0123456789';
 
@@ -18,6 +20,29 @@ function needs(...programs) {
   const missing = programs.find((p) => !fs.existsSync(p));
   return missing ? `${path.basename(missing)} is not installed` : false;
 }
+
+// spawnServer: child_process.spawn for the servers a test starts (provider, gate, Redis,
+// nginx, the example app). Each is remembered until it exits; whatever a test left running
+// (one that threw between starting a server and the try that stops it) is killed when the
+// file's tests end and named on stderr, so a failed test fails and the file still exits,
+// instead of its open pipes keeping node alive until ctest's timeout.
+const running = new Set();
+function spawnServer(cmd, args, opts) {
+  const child = spawn(cmd, args, opts);
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+// Only in a test file's process (on-redis.js loads this file too, to start its Redis).
+if (require.main && /\.test\.js$/.test(require.main.filename)) after(async () => {
+  const left = [...running];
+  for (const c of left) {
+    console.error(`harness: killing ${path.basename(c.spawnfile)} (pid ${c.pid}), left running by a test`);
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await gone;
+  }
+});
 
 function cli(args, opts = {}) {
   return execFileSync(BIN, args, { encoding: 'utf8', ...opts });
@@ -84,7 +109,7 @@ function startProvider(db, extra = [], opts = {}) {
     if (testClock) args.push('--test-clock');
     if (adminToken) args.push('--admin-token', ADMIN);
     args.push(...extra);
-    const child = spawn(BIN, args, {
+    const child = spawnServer(BIN, args, {
       stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env,
     });
     let out = '', err = '';
@@ -277,12 +302,22 @@ async function withProvider(dbOpts, fn, extra = [], opts = {}) {
 }
 
 // A free loopback port (closed again at once; the caller binds it next).
+// A loopback port free now, for a server a test starts on a port it must know beforehand.
+// Picked at random below the kernel's ephemeral range (ip_local_port_range, 32768-60999 on
+// Debian), where nothing binds port 0 and no outgoing connection (to Redis, to the provider)
+// takes its local port: a port from bind(0) instead was free only until the next server or
+// connection the kernel gave it to, and a gate now and then failed to start.
+const PORT_LO = 20000;
+const PORT_HI = 32767;
 function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+  return new Promise((resolve, reject) => {
+    const attempt = (left) => {
+      const port = PORT_LO + Math.floor(Math.random() * (PORT_HI - PORT_LO + 1));
+      const s = net.createServer();
+      s.once('error', () => (left > 0 ? attempt(left - 1) : reject(new Error('no free port'))));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(port)));
+    };
+    attempt(100);
   });
 }
 
@@ -339,7 +374,7 @@ class Browser {
 }
 
 module.exports = {
-  BIN, ADMIN, needs, cli, cliJson, cliRun, freshStore, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
+  BIN, ADMIN, needs, spawnServer, cli, cliJson, cliRun, freshStore, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
   pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

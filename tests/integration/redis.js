@@ -5,8 +5,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { freePort, upOrExit, onFreshPorts } = require('./harness');
+const { freePort, upOrExit, onFreshPorts, spawnServer } = require('./harness');
 
 const REDIS = '/usr/bin/redis-server';
 
@@ -20,7 +19,7 @@ async function startRedis() {
   let child = null;
   const launch = async () => {
     fs.rmSync(pidfile, { force: true });
-    child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    child = spawnServer(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
       '--appendonly', 'yes', '--appendfsync', 'always', '--daemonize', 'no', '--loglevel', 'warning',
       '--pidfile', pidfile], { stdio: 'ignore' });
     if (!(await upOrExit(child, () => fs.existsSync(pidfile)))) {

@@ -6,7 +6,6 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const http = require('node:http');
-const { spawn } = require('node:child_process');
 const h = require('./harness');
 
 const NGINX = '/usr/sbin/nginx';
@@ -19,8 +18,8 @@ const { freePort, upOrExit, onFreshPorts } = h;
 // through an nginx upstream of both providers, so consecutive requests alternate nodes.
 //
 // Ports for nginx and the gates are picked before those servers bind them, so another process
-// can take one in between (a provider's listen(0), another test's server or outgoing
-// connection). nginx then keeps its other ports open while it retries the taken one for ~2.5 s
+// can take one in between (another test's server: freePort picks below the ephemeral range,
+// so no listen(0) and no outgoing connection does). nginx then keeps its other ports open while it retries the taken one for ~2.5 s
 // and exits, and a gate exits at once: a port that answers is not proof. So each server is
 // watched until it has bound everything (the gate's "listening on", nginx's pid file, which it
 // writes after binding all its ports), and the whole stack is started again on fresh ports
@@ -56,7 +55,7 @@ async function startStackOnce({ gateArgs = [], nodes = 1, redis } = {}) {
   for (let i = 0; i < nodes; i++) ps.push(await h.startProvider(d.db, [], store ? { args: store } : {}));
   const p = ps[0];
   const wechat = nodes > 1 ? `http://127.0.0.1:${wechatPort}` : p.base;
-  const gates = gatePorts.map((port) => spawn(h.BIN, ['gate', '--listen', `127.0.0.1:${port}`,
+  const gates = gatePorts.map((port) => h.spawnServer(h.BIN, ['gate', '--listen', `127.0.0.1:${port}`,
     '--public-url', `http://localhost:${site}`, '--open-base', wechat, '--api-base', wechat, '--desktop', 'pass',
     '--cookie-secret', 'd'.repeat(64), ...(redis ? ['--store', redis] : []), ...gateArgs],
   { env: { ...process.env, WXAUTH_APPID: d.appid, WXAUTH_SECRET: d.secret }, stdio: ['ignore', 'pipe', 'ignore'] }));
@@ -84,7 +83,7 @@ events { worker_connections 256; }
 http { access_log off; client_body_temp_path ${dir}/t1; proxy_temp_path ${dir}/t2; fastcgi_temp_path ${dir}/t3;
   uwsgi_temp_path ${dir}/t4; scgi_temp_path ${dir}/t5; include ${dir}/site.conf; }
 `);
-  const ng = spawn(NGINX, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+  const ng = h.spawnServer(NGINX, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
   const stop = async () => {
     for (const c of [ng, ...gates]) if (c.exitCode === null && !c.signalCode) { const e = new Promise((r) => c.once('exit', r)); c.kill('SIGTERM'); await e; }
     await new Promise((r) => app.close(r));
