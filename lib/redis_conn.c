@@ -2,7 +2,7 @@
  * redis_conn.c — one connection to Redis for the Redis store (see redis_conn.h): building a
  * command's arguments, reading replies, connecting within a timeout, running commands and
  * scripts, and parsing the redis:// URL. Every value is sent as its own argument
- * (redisCommandArgv: binary-safe, never formatted into a command).
+ * (RESP formatted here, wx_rc_append: binary-safe, never formatted into a command text).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -282,6 +282,63 @@ static void failed(struct wx_rc *conn, int64_t t0)
         conn->hold_until = now + conn->timeout_ms;
 }
 
+/* The decimal digits of v. */
+static size_t digits(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* "<c><v>\r\n" at p; what follows it. */
+static char *resp_head(char *p, char c, size_t v)
+{
+    *p++ = c;
+    size_t n = digits(v);
+    for (size_t i = n; i-- > 0; v /= 10)
+        p[i] = (char)('0' + v % 10);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+int wx_rc_append(redisContext *c, const struct wx_rc_args *a, int n, char **buf, size_t *cap,
+                 int wipe)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        total += 3 + digits((size_t)a[i].n);
+        for (int j = 0; j < a[i].n; j++)
+            total += 5 + digits(a[i].l[j]) + a[i].l[j];
+    }
+    if (total > *cap) {
+        char *b = realloc(*buf, total);
+        if (!b)
+            return REDIS_ERR;
+        *buf = b;
+        *cap = total;
+    }
+    char *p = *buf;
+    for (int i = 0; i < n; i++) {
+        p = resp_head(p, '*', (size_t)a[i].n);
+        for (int j = 0; j < a[i].n; j++) {
+            p = resp_head(p, '$', a[i].l[j]);
+            memcpy(p, a[i].v[j], a[i].l[j]);
+            p += a[i].l[j];
+            *p++ = '\r';
+            *p++ = '\n';
+        }
+    }
+    int rc = redisAppendFormattedCommand(c, *buf, total);
+    if (wipe)
+        sodium_memzero(*buf, total);
+    return rc;
+}
+
 /* Redis closed an idle connection (restart, timeout): found before a command is risked. */
 static int stale(redisContext *c)
 {
@@ -362,35 +419,6 @@ static int mux_run(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply *
     return rc;
 }
 
-/* Runs one command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
-int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
-{
-    *out = NULL;
-    redisReply *r = NULL;
-    if (conn->mux) {
-        if (mux_run(conn, a, 1, &r))
-            return WX_ERR_STORE;
-    } else {
-        if (a->over || wx_rc_connect(conn))
-            return WX_ERR_STORE;
-        struct sigpipe g;
-        int64_t t0 = mono_ms();
-        sp_block(&g);
-        r = redisCommandArgv(conn->c, a->n, a->v, a->l);
-        sp_unblock(&g, r == NULL);
-        if (!r) {
-            failed(conn, t0); /* I/O error or timeout: the stream is out of step, start afresh */
-            return WX_ERR_STORE;
-        }
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(r);
-        return WX_ERR_STORE;
-    }
-    *out = r;
-    return WX_OK;
-}
-
 /* Sends n commands in one round trip: WX_OK with every reply, error replies included. */
 static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
 {
@@ -405,11 +433,11 @@ static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
     struct sigpipe g;
     int64_t t0 = mono_ms();
     sp_block(&g);
-    int sent = 0;
-    while (sent < n && redisAppendCommandArgv(conn->c, a[sent].n, a[sent].v, a[sent].l) == REDIS_OK)
-        sent++;
-    while (sent == n && got < n && redisGetReply(conn->c, (void **)&out[got]) == REDIS_OK &&
-           out[got])
+    char *buf = NULL;
+    size_t cap = 0;
+    int sent = wx_rc_append(conn->c, a, n, &buf, &cap, 0) == REDIS_OK;
+    free(buf);
+    while (sent && got < n && redisGetReply(conn->c, (void **)&out[got]) == REDIS_OK && out[got])
         got++;
     sp_unblock(&g, got < n);
     if (got == n)
@@ -418,6 +446,21 @@ static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
     for (int i = 0; i < got; i++)
         freeReplyObject(out[i]);
     return WX_ERR_STORE;
+}
+
+/* Runs one command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
+int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
+{
+    *out = NULL;
+    redisReply *r = NULL;
+    if (send_all(conn, a, 1, &r) != WX_OK)
+        return WX_ERR_STORE;
+    if (r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return WX_ERR_STORE;
+    }
+    *out = r;
+    return WX_OK;
 }
 
 static void free_all(redisReply **r, int n)

@@ -90,6 +90,16 @@ size_t wx_rc_fmt_i64(char out[WX_RC_I64_LEN], int64_t v);
 /* Adds a field name (borrowed) and its integer value. */
 void wx_rc_arg_field(struct wx_rc_args *a, const char *field, int64_t v);
 
+/*
+ * Appends the n commands a[0..n) to c's output in RESP ("*<argc>", then "$<len>" and the bytes
+ * of each argument), in one piece: the bytes redisAppendCommandArgv would write, without its
+ * sdscatfmt per header (~10% of the provider's instructions per exchange). *buf and *cap are
+ * the caller's buffer, grown as needed (free it when done); wipe: zeroed after (an AUTH).
+ * REDIS_OK, or REDIS_ERR out of memory (nothing appended).
+ */
+int wx_rc_append(redisContext *c, const struct wx_rc_args *a, int n, char **buf, size_t *cap,
+                 int wipe);
+
 /* ---- reading replies (r borrowed; nothing here frees it) ---- */
 
 /* An integer reply, or a string holding a decimal integer, into *out: 1, else 0. */

@@ -205,66 +205,11 @@ static void fmt_free(void)
     fmt_cap = 0;
 }
 
-/* The decimal digits of v. */
-static size_t digits(size_t v)
-{
-    size_t n = 1;
-    while (v >= 10) {
-        v /= 10;
-        n++;
-    }
-    return n;
-}
-
-/* "<c><v>\r\n" at p; what follows it. */
-static char *resp_head(char *p, char c, size_t v)
-{
-    *p++ = c;
-    size_t n = digits(v);
-    for (size_t i = n; i-- > 0; v /= 10)
-        p[i] = (char)('0' + v % 10);
-    p += n;
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
-}
-
-/*
- * Appends u's commands to c's output in RESP (the request format of the Redis protocol:
- * "*<argc>" then "$<len>" and the bytes of each argument), all in one piece: the same bytes as
- * redisAppendCommandArgv, which formats each header with sdscatfmt, ~10% of the provider's
- * instructions per exchange. REDIS_OK, or REDIS_ERR out of memory.
- */
+/* u's commands appended to c's output in one piece (wx_rc_append); the handshake's AUTH is
+ * wiped from this thread's buffer after. */
 static int append_unit(redisContext *c, const struct unit *u)
 {
-    size_t total = 0;
-    for (int i = 0; i < u->n; i++) {
-        total += 3 + digits((size_t)u->a[i].n);
-        for (int j = 0; j < u->a[i].n; j++)
-            total += 5 + digits(u->a[i].l[j]) + u->a[i].l[j];
-    }
-    if (total > fmt_cap) {
-        char *b = realloc(fmt_buf, total);
-        if (!b)
-            return REDIS_ERR;
-        fmt_buf = b;
-        fmt_cap = total;
-    }
-    char *p = fmt_buf;
-    for (int i = 0; i < u->n; i++) {
-        p = resp_head(p, '*', (size_t)u->a[i].n);
-        for (int j = 0; j < u->a[i].n; j++) {
-            p = resp_head(p, '$', u->a[i].l[j]);
-            memcpy(p, u->a[i].v[j], u->a[i].l[j]);
-            p += u->a[i].l[j];
-            *p++ = '\r';
-            *p++ = '\n';
-        }
-    }
-    int rc = redisAppendFormattedCommand(c, fmt_buf, total);
-    if (u->handshake)
-        sodium_memzero(fmt_buf, total); /* AUTH's password stays in hiredis's buffer only */
-    return rc;
+    return wx_rc_append(c, u->a, u->n, &fmt_buf, &fmt_cap, u->handshake);
 }
 
 /* Formats the units of list into the output buffer of the connected m, in flight from now. */
