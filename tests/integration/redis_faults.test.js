@@ -4,7 +4,8 @@
 // appendfsync always: acknowledged means on disk). Redis hung (SIGSTOP: connections accepted,
 // nothing answered): each request that needs the store ends within the store's timeout, while
 // a request that needs none (/metrics) keeps answering at once: the event loop never waits on
-// Redis.
+// Redis. A replica (read-only) is never written to: whatever needs a write answers -1, and
+// nothing is half done (the code still redeems on the master).
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
@@ -131,4 +132,29 @@ test('Redis hung: store requests end within the timeout, /metrics answers at onc
       await g.stop();
     }
   }, { query: '&timeout_ms=300' });
+});
+
+test('a replica is never written to: the exchange answers -1 and consumes nothing; the master redeems the code', { skip }, async () => {
+  await onRedis(async ({ r, d, p, url }) => {
+    const [code, code2] = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 2);
+    const rep = await startRedis({ replicaOf: r.port });
+    try {
+      await h.waitFor(() => rep.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
+      // the replica has the app and the codes (replicated), so this can only fail on the write
+      const repUrl = url.replace(`:${r.port}/`, `:${rep.port}/`);
+      const q = await h.startProvider(null, [], { args: ['--store', repUrl, '--listen', '127.0.0.1:0'] });
+      try {
+        const onReplica = await h.exchange(q.base, d.appid, d.secret, code);
+        assert.strictEqual(onReplica.errcode, -1, JSON.stringify(onReplica));
+        assert.strictEqual(onReplica.access_token, undefined);
+      } finally {
+        await q.stop();
+      }
+      const onMaster = await h.exchange(p.base, d.appid, d.secret, code);
+      assert.ok(onMaster.access_token, `the code was not consumed by the refused write: ${JSON.stringify(onMaster)}`);
+      assert.ok((await h.exchange(p.base, d.appid, d.secret, code2)).access_token);
+    } finally {
+      await rep.cleanup();
+    }
+  });
 });
