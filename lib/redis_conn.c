@@ -370,6 +370,98 @@ int wx_rc_handshake(const struct wx_rc *conn, redisContext *c)
     return ok ? WX_OK : WX_ERR_STORE;
 }
 
+int wx_rc_readonly(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
+}
+
+/* Connects to host:port within tv, AUTH, SELECT, PING done: the context, or NULL (why set). */
+static redisContext *open_at(const struct wx_rc *conn, const char *host, int port,
+                             struct timeval tv, char *why, size_t whysz)
+{
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(conn, c) == WX_OK)
+        return c;
+    snprintf(why, whysz, "%s",
+             !c       ? "out of memory"
+             : c->err ? c->errstr
+                      : "no answer to AUTH, SELECT or PING");
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+/* Whether ROLE on c says master. */
+static int is_master(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "ROLE");
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "master");
+    freeReplyObject(r);
+    return ok;
+}
+
+/*
+ * Asks the sentinels in turn (from the one that answered last) for the master, and opens it
+ * once ROLE confirms: a sentinel may name a master that failed or was demoted since.
+ */
+static redisContext *open_sentinel(struct wx_rc *conn, struct timeval tv, char *why, size_t whysz)
+{
+    static _Thread_local int first; /* the sentinel that answered last */
+    snprintf(why, whysz, "no sentinel answered");
+    for (int k = 0; k < conn->nsentinels; k++) {
+        int i = (first + k) % conn->nsentinels;
+        const struct wx_rc_addr *sa = &conn->sentinel[i];
+        redisContext *s = redisConnectWithTimeout(sa->host, sa->port, tv);
+        if (!s || s->err || redisSetTimeout(s, tv) != REDIS_OK) {
+            snprintf(why, whysz, "sentinel %s:%d: %s", sa->host, sa->port,
+                     s && s->err ? s->errstr : "out of memory");
+            if (s)
+                redisFree(s);
+            continue;
+        }
+        redisReply *r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", conn->master);
+        redisFree(s);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[1]->type != REDIS_REPLY_STRING) {
+            snprintf(why, whysz, "sentinel %s:%d %s master '%s'", sa->host, sa->port,
+                     r && r->type == REDIS_REPLY_NIL ? "knows no" : "gave no address for",
+                     conn->master);
+            freeReplyObject(r);
+            continue;
+        }
+        char host[sizeof conn->host];
+        snprintf(host, sizeof host, "%s", r->element[0]->str);
+        long port = strtol(r->element[1]->str, NULL, 10);
+        freeReplyObject(r);
+        char w[128];
+        redisContext *c =
+            port > 0 && port < 65536 ? open_at(conn, host, (int)port, tv, w, sizeof w) : NULL;
+        if (c && is_master(c)) {
+            first = i;
+            snprintf(conn->host, sizeof conn->host, "%s", host);
+            conn->port = (int)port;
+            return c;
+        }
+        snprintf(why, whysz, "the master sentinel %s:%d names, %s:%ld, %s", sa->host, sa->port,
+                 host, port,
+                 c          ? "is not a master (ROLE)"
+                 : port > 0 ? w
+                            : "has no valid port");
+        if (c)
+            redisFree(c);
+    }
+    return NULL;
+}
+
+redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz)
+{
+    struct timeval tv = {conn->timeout_ms / 1000, (conn->timeout_ms % 1000) * 1000};
+    return conn->nsentinels ? open_sentinel(conn, tv, why, whysz)
+                            : open_at(conn, conn->host, conn->port, tv, why, whysz);
+}
+
 int wx_rc_connect(struct wx_rc *conn)
 {
     if (conn->mux)
@@ -382,28 +474,18 @@ int wx_rc_connect(struct wx_rc *conn)
         snprintf(conn->why, sizeof conn->why, "timed out a moment ago");
         return WX_ERR_STORE;
     }
-    struct timeval tv = {conn->timeout_ms / 1000, (conn->timeout_ms % 1000) * 1000};
     struct sigpipe g;
     sp_block(&g);
-    redisContext *c = redisConnectWithTimeout(conn->host, conn->port, tv);
-    int rc = WX_ERR_STORE;
-    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(conn, c) == WX_OK) {
+    redisContext *c = wx_rc_open(conn, conn->why, sizeof conn->why);
+    if (c) {
         redisEnableKeepAlive(c);
         conn->c = c;
-        c = NULL;
-        rc = WX_OK;
+        conn->why[0] = '\0';
     }
-    snprintf(conn->why, sizeof conn->why, "%s",
-             rc == WX_OK ? ""
-             : !c        ? "out of memory"
-             : c->err    ? c->errstr
-                         : "no answer to AUTH, SELECT or PING");
-    sp_unblock(&g, rc != WX_OK);
-    if (c)
-        redisFree(c);
-    if (rc)
+    sp_unblock(&g, c == NULL);
+    if (!c)
         failed(conn, t0);
-    return rc;
+    return c ? WX_OK : WX_ERR_STORE;
 }
 
 /*
@@ -440,6 +522,11 @@ static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
     while (sent && got < n && redisGetReply(conn->c, (void **)&out[got]) == REDIS_OK && out[got])
         got++;
     sp_unblock(&g, got < n);
+    for (int i = 0; i < got && conn->nsentinels; i++)
+        if (wx_rc_readonly(out[i])) {
+            drop(conn); /* a replica now (a failover): the next call asks the sentinels again */
+            break;
+        }
     if (got == n)
         return WX_OK;
     failed(conn, t0);
@@ -691,14 +778,20 @@ static int parse_query(struct wx_rc *conn, const char *q, char *err, size_t errs
                          WX_RC_MAX_PREFIX);
                 return 0;
             }
+        } else if (kn == 2 && !memcmp(q, "db", 2) && conn->nsentinels) {
+            if ((conn->db = (int)number(v, vn, 0, 1000000)) < 0) {
+                snprintf(err, errsz, "redis store: db must be a number");
+                return 0;
+            }
         } else if (kn == 10 && !memcmp(q, "timeout_ms", 10)) {
             if ((conn->timeout_ms = (int)number(v, vn, 1, 60000)) < 0) {
                 snprintf(err, errsz, "redis store: timeout_ms must be 1..60000");
                 return 0;
             }
         } else {
-            snprintf(err, errsz, "redis store: unknown option '%.*s' (prefix, timeout_ms)",
-                     (int)(kn < 32 ? kn : 32), q);
+            snprintf(err, errsz, "redis store: unknown option '%.*s' (%s)",
+                     (int)(kn < 32 ? kn : 32), q,
+                     conn->nsentinels ? "db, prefix, timeout_ms" : "prefix, timeout_ms");
             return 0;
         }
         q += n + (q[n] == '&');
@@ -706,16 +799,27 @@ static int parse_query(struct wx_rc *conn, const char *q, char *err, size_t errs
     return 1;
 }
 
+/*
+ * The defaults (prefix, timeout) into conn; where the authority part of the URL body p ends
+ * (at '/', '?' or the end), and in *at its last '@' (NULL: none).
+ */
+static const char *url_head(struct wx_rc *conn, const char *p, const char **at)
+{
+    const char *end = p + strcspn(p, "/?");
+    *at = NULL;
+    for (const char *c = p; c < end; c++)
+        if (*c == '@')
+            *at = c;
+    snprintf(conn->prefix, sizeof conn->prefix, "wx:");
+    conn->timeout_ms = WX_RC_TIMEOUT_MS;
+    return end;
+}
+
 /* What follows redis:// */
 static int parse_url(struct wx_rc *conn, const char *p, char *err, size_t errsz)
 {
-    const char *end = p + strcspn(p, "/?");
-    const char *at = NULL;
-    for (const char *c = p; c < end; c++)
-        if (*c == '@')
-            at = c;
-    snprintf(conn->prefix, sizeof conn->prefix, "wx:");
-    conn->timeout_ms = WX_RC_TIMEOUT_MS;
+    const char *at;
+    const char *end = url_head(conn, p, &at);
     if ((at && !parse_auth(conn, p, (size_t)(at - p))) ||
         !parse_host(conn, at ? at + 1 : p, (size_t)(end - (at ? at + 1 : p)))) {
         snprintf(err, errsz,
@@ -734,10 +838,65 @@ static int parse_url(struct wx_rc *conn, const char *p, char *err, size_t errsz)
     return *end != '?' || parse_query(conn, end + 1, err, errsz);
 }
 
+/* Whether HOST[:PORT] or [IPV6][:PORT] gives a port. */
+static int has_port(const char *h, size_t n)
+{
+    if (n && h[0] == '[') {
+        const char *e = memchr(h, ']', n);
+        return e && e + 1 < h + n && e[1] == ':';
+    }
+    return memchr(h, ':', n) != NULL;
+}
+
+/* What follows redis-sentinel://: [AUTH@]HOST[:PORT][,HOST[:PORT]...]/MASTER[?QUERY] */
+static int parse_sentinel_url(struct wx_rc *conn, const char *p, char *err, size_t errsz)
+{
+    const char *at;
+    const char *end = url_head(conn, p, &at);
+    const char *h = at ? at + 1 : p;
+    int ok = !at || parse_auth(conn, p, (size_t)(at - p));
+    while (ok && h <= end) {
+        size_t n = strcspn(h, ",/?");
+        if (conn->nsentinels == WX_RC_MAX_SENTINELS) {
+            snprintf(err, errsz, "redis store: at most %d sentinels", WX_RC_MAX_SENTINELS);
+            return 0;
+        }
+        ok = parse_host(conn, h, n);
+        if (ok) {
+            struct wx_rc_addr *a = &conn->sentinel[conn->nsentinels++];
+            memcpy(a->host, conn->host, sizeof a->host);
+            a->port = has_port(h, n) ? conn->port : WX_RC_SENTINEL_PORT;
+        }
+        h += n + 1;
+        if (h[-1] != ',')
+            break;
+    }
+    conn->host[0] = '\0'; /* the master's, once the sentinels name it */
+    conn->port = 0;
+    size_t mn = *end == '/' ? strcspn(end + 1, "?") : 0;
+    if (!ok || !mn) {
+        snprintf(err, errsz,
+                 "redis store: expected redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT]"
+                 "[,HOST[:PORT]...]/MASTER[?db=N&prefix=P&timeout_ms=N]");
+        return 0;
+    }
+    if (!copy(end + 1, mn, conn->master, sizeof conn->master) ||
+        strspn(conn->master, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+            mn) {
+        snprintf(err, errsz, "redis store: the master's name must be at most %d of [A-Za-z0-9_.-]",
+                 (int)sizeof conn->master - 1);
+        return 0;
+    }
+    end += 1 + mn;
+    return *end != '?' || parse_query(conn, end + 1, err, errsz);
+}
+
 int wx_rc_parse_url(struct wx_rc *conn, const char *url, char *err, size_t errsz)
 {
+    if (!strncmp(url, "redis-sentinel://", 17))
+        return parse_sentinel_url(conn, url + 17, err, errsz) ? WX_OK : WX_ERR_INVALID;
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errsz, "redis store: the URL must start with redis://");
+        snprintf(err, errsz, "redis store: the URL must start with redis:// or redis-sentinel://");
         return WX_ERR_INVALID;
     }
     return parse_url(conn, url + 8, err, errsz) ? WX_OK : WX_ERR_INVALID;

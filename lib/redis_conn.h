@@ -19,11 +19,13 @@
 
 #include "cred.h"
 
-#define WX_RC_MAX_ARGS    48   /* arguments of one command */
-#define WX_RC_POOL        2048 /* bytes of formatted keys and numbers per command */
-#define WX_RC_MAX_PREFIX  64   /* key prefix */
-#define WX_RC_MAX_SCRIPTS 16   /* Lua scripts one connection runs */
-#define WX_RC_TIMEOUT_MS  1000 /* default connect and command timeout */
+#define WX_RC_MAX_ARGS      48   /* arguments of one command */
+#define WX_RC_POOL          2048 /* bytes of formatted keys and numbers per command */
+#define WX_RC_MAX_PREFIX    64   /* key prefix */
+#define WX_RC_MAX_SCRIPTS   16   /* Lua scripts one connection runs */
+#define WX_RC_TIMEOUT_MS    1000 /* default connect and command timeout */
+#define WX_RC_MAX_SENTINELS 8    /* sentinels one redis-sentinel:// URL names */
+#define WX_RC_SENTINEL_PORT 26379
 
 /*
  * One command's arguments: borrowed values plus a pool for keys and numbers. Values added with
@@ -43,6 +45,10 @@ struct wx_rc_args {
  * it connects on first use. Release it with wx_rc_close.
  */
 struct wx_mux;
+struct wx_rc_addr {
+    char host[256];
+    int port;
+};
 struct wx_rc {
     redisContext *c; /* NULL while disconnected: the next call connects */
     /*
@@ -52,6 +58,13 @@ struct wx_rc {
     struct wx_mux *mux;
     char host[256], user[128], pass[256];
     int port, db, timeout_ms;
+    /*
+     * redis-sentinel:// (nsentinels > 0): host and port are the master the sentinels last named
+     * (empty until asked), found again at every connect; the master's name, the sentinels.
+     */
+    int nsentinels;
+    struct wx_rc_addr sentinel[WX_RC_MAX_SENTINELS];
+    char master[128];
     char prefix[WX_RC_MAX_PREFIX + 1];
     const char *const *lua;          /* the scripts wx_rc_eval runs, by index (borrowed, static) */
     char sha[WX_RC_MAX_SCRIPTS][41]; /* SCRIPT LOAD results, learnt on first use */
@@ -114,7 +127,18 @@ void wx_rc_reply_mac(const redisReply *r, unsigned char mac[WX_CRED_MAC]);
 /* ---- the connection ---- */
 
 /*
- * Fills conn (zeroed) from redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N]:
+ * Opens a connection to conn's server within its timeout, AUTH, SELECT and PING done (NULL, why
+ * set, on failure; a blocking call, for threads that are not event loops). With sentinels, asks
+ * them in turn for the master, connects to it, checks with ROLE that it is one, and records
+ * its address in conn->host and conn->port.
+ */
+redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz);
+/* Whether r is Redis's -READONLY (the server is a replica: with sentinels, look again). */
+int wx_rc_readonly(const redisReply *r);
+/*
+ * Fills conn (zeroed) from redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N], or
+ * redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[?db=N&prefix=P&timeout_ms=N]
+ * (the sentinels, 26379 by default; the password is the master's):
  * password percent-decoded; port 6379, db 0, prefix "wx:", timeout WX_RC_TIMEOUT_MS unless
  * given. WX_OK, or WX_ERR_INVALID with the reason in err, which never echoes the URL (it may
  * hold a password). Does not connect.

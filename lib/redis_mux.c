@@ -162,19 +162,22 @@ static int hold(struct stream *s, char *why, size_t whysz)
     return WX_OK;
 }
 
-/* Connects (blocking, within the timeout), then turns the socket non-blocking for the loop. */
-static int connect_now(struct stream *m, char *why, size_t whysz)
+/*
+ * Connects (blocking, within the timeout; with sentinels, to the master they name: cfg's host
+ * and port are updated), then turns the socket non-blocking for the loop. The I/O thread's.
+ */
+static int connect_now(struct stream *m, struct wx_rc *cfg, char *why, size_t whysz)
 {
     int64_t t0 = mono_ms();
     if (hold(m, why, whysz) != WX_OK)
         return WX_ERR_STORE;
-    const struct wx_rc *cfg = m->cfg;
-    struct timeval tv = {cfg->timeout_ms / 1000, (cfg->timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(cfg->host, cfg->port, tv);
-    int ok = c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(cfg, c) == WX_OK;
+    redisContext *c = wx_rc_open(cfg, why, whysz);
+    int ok = c != NULL;
     if (ok) {
         int fl = fcntl(c->fd, F_GETFL);
         ok = fl >= 0 && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == 0;
+        if (!ok)
+            snprintf(why, whysz, "cannot make the socket non-blocking");
     }
     if (ok) {
         c->flags &= ~REDIS_BLOCK; /* hiredis then takes EAGAIN as "later" */
@@ -183,10 +186,6 @@ static int connect_now(struct stream *m, char *why, size_t whysz)
         atomic_store(&m->up, 1);
         return WX_OK;
     }
-    snprintf(why, whysz, "%s",
-             !c       ? "out of memory"
-             : c->err ? c->errstr
-                      : "no answer to AUTH, SELECT or PING");
     if (c)
         redisFree(c);
     if (mono_ms() - t0 >= cfg->timeout_ms / 2) /* a hung or unreachable Redis */
@@ -273,6 +272,7 @@ static void read_replies(struct stream *m)
             return;
         }
         u->out[u->got++] = r;
+        int demoted = m->cfg->nsentinels && wx_rc_readonly(r);
         if (u->got == u->n) {
             m->fhead = u->next;
             if (!m->fhead)
@@ -283,6 +283,10 @@ static void read_replies(struct stream *m)
                 broken(m, "no answer to AUTH, SELECT or PING", 0);
                 return;
             }
+        }
+        if (demoted) { /* a failover: the next unit asks the sentinels for the master again */
+            broken(m, "the master is a replica now (READONLY)", 0);
+            return;
         }
     }
     if (m->c && m->c->err)
@@ -311,7 +315,7 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&m->mu);
         if (batch) {
             char why[128];
-            if (!st->c && connect_now(st, why, sizeof why) != WX_OK)
+            if (!st->c && connect_now(st, &m->cfg, why, sizeof why) != WX_OK)
                 fail_list(st, batch, why);
             else
                 send_units(st, batch);
@@ -363,8 +367,15 @@ static void *io_main(void *arg)
 
 static int same_server(const struct wx_rc *a, const struct wx_rc *b)
 {
-    return a->port == b->port && a->db == b->db && a->timeout_ms == b->timeout_ms &&
-           !strcmp(a->host, b->host) && !strcmp(a->user, b->user) && !strcmp(a->pass, b->pass);
+    if (a->nsentinels != b->nsentinels || strcmp(a->master, b->master))
+        return 0;
+    for (int i = 0; i < a->nsentinels; i++)
+        if (a->sentinel[i].port != b->sentinel[i].port ||
+            strcmp(a->sentinel[i].host, b->sentinel[i].host))
+            return 0;
+    /* with sentinels, host and port are the master found last: not part of the identity */
+    return (a->nsentinels || (a->port == b->port && !strcmp(a->host, b->host))) && a->db == b->db &&
+           a->timeout_ms == b->timeout_ms && !strcmp(a->user, b->user) && !strcmp(a->pass, b->pass);
 }
 
 struct wx_mux *wx_mux_get(const struct wx_rc *conn)
@@ -386,6 +397,9 @@ struct wx_mux *wx_mux_get(const struct wx_rc *conn)
         m->cfg.port = conn->port;
         m->cfg.db = conn->db;
         m->cfg.timeout_ms = conn->timeout_ms;
+        m->cfg.nsentinels = conn->nsentinels;
+        memcpy(m->cfg.sentinel, conn->sentinel, sizeof m->cfg.sentinel);
+        memcpy(m->cfg.master, conn->master, sizeof m->cfg.master);
         m->refs = 1;
         m->s.cfg = &m->cfg;
         m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -531,10 +545,13 @@ static void lconn_close(struct wx_loop_src *src)
         fmt_free(); /* the loop's last stream */
 }
 
-/* This loop thread's connection to m's server, made on first use; NULL outside a loop. */
+/*
+ * This loop thread's connection to m's server, made on first use; NULL outside a loop, and with
+ * sentinels (finding the master is a blocking round trip: the I/O thread's stream does it).
+ */
 static struct lconn *lconn_here(const struct wx_mux *m)
 {
-    if (wx_loop_running() != 0)
+    if (wx_loop_running() != 0 || m->cfg.nsentinels)
         return NULL;
     struct lconn *l = lconns;
     while (l && !same_server(&l->cfg, &m->cfg))

@@ -4,9 +4,12 @@
  * (store_sqlite.c) is the reference for every operation's meaning.
  *
  * URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N] (password
- * percent-decoded; port 6379, db 0, prefix "wx:", timeout 1000 ms unless given). The timeout
- * bounds connecting and every command: an unreachable or hung Redis gives WX_ERR_STORE within
- * it, the connection is dropped, and a later call connects again by itself (at once after a
+ * percent-decoded; port 6379, db 0, prefix "wx:", timeout 1000 ms unless given), or
+ * redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT],.../MASTER[?db=N&...]: at every connect the
+ * sentinels are asked for the master and ROLE confirms it; a connection that breaks or is
+ * answered -READONLY (the master was demoted) is dropped, so the next call finds the new one. The
+ * timeout bounds connecting and every command: an unreachable or hung Redis gives WX_ERR_STORE
+ * within it, the connection is dropped, and a later call connects again by itself (at once after a
  * refused connection; after a timeout, calls fail without waiting for timeout_ms, so that a
  * request making several calls waits once). A connection Redis closed (a restart) is noticed
  * before a command is sent on it. Every value is sent as its own argument (redisCommandArgv:
@@ -807,8 +810,12 @@ int wx_store_open_redis(struct wx_store **out, const char *url, char *err, size_
         return WX_ERR_INVALID;
     }
     if (rd_ping(&d->base) != WX_OK) {
-        snprintf(err, errsz, "redis store: %s:%d: %s", d->conn.host, d->conn.port,
-                 d->conn.why[0] ? d->conn.why : "no answer to PING");
+        if (d->conn.nsentinels)
+            snprintf(err, errsz, "redis store: master '%s' of %d sentinel(s): %s", d->conn.master,
+                     d->conn.nsentinels, d->conn.why[0] ? d->conn.why : "no answer to PING");
+        else
+            snprintf(err, errsz, "redis store: %s:%d: %s", d->conn.host, d->conn.port,
+                     d->conn.why[0] ? d->conn.why : "no answer to PING");
         rd_close(&d->base);
         return WX_ERR_STORE;
     }

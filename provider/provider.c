@@ -20,8 +20,10 @@ static const struct wx_cfg_directive directives[] = {
     {"listen", WX_CFG_STR, "127.0.0.1:8700", 0, 0, "address:port to listen on (port 0: any free)"},
     {"db", WX_CFG_STR, "wxauth.db", 0, 0, "SQLite database file (created if missing)"},
     {"store", WX_CFG_STR, NULL, 0, 0,
-     "store URL instead of db: sqlite:PATH, or redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P] "
-     "(several providers share one Redis)"},
+     "store URL instead of db: sqlite:PATH, redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P] "
+     "(several providers share one Redis), or "
+     "redis-sentinel://[:PASSWORD@]HOST:PORT,HOST:PORT/MASTER[?db=N&prefix=P] (the master the "
+     "sentinels name, followed through a failover)"},
     {"admin-token", WX_CFG_STR, NULL, 0, 0,
      "bearer token for /admin/ (unset: the admin API is off)"},
     {"public-url", WX_CFG_STR, NULL, 0, 0,

@@ -1,0 +1,135 @@
+// sentinel.test.js — the store on redis-sentinel://: a master, its replica and three sentinels
+// (sentinel.js). The provider finds the master through the sentinels, and when the master is
+// killed (kill -9) while exchanges run, the sentinels promote the replica and the provider goes
+// on by itself, on the new master: requests fail with -1 meanwhile, never a write to a replica.
+// Bad URLs and unreachable sentinels give a clear error at start.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const h = require('./harness');
+const { REDIS } = require('./redis');
+const { startSentinels } = require('./sentinel');
+
+const skip = h.needs(REDIS, '/usr/bin/redis-cli');
+
+test('the provider finds the master through the sentinels and follows a failover by itself', { skip }, async () => {
+  const set = await startSentinels();
+  let p = null;
+  try {
+    const d = h.makeDb({ db: set.url }); // the CLI, too, asks the sentinels
+    p = await h.startProvider(null, [], { args: ['--store', set.url, '--listen', '127.0.0.1:0'] });
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 3000);
+    const first = await h.exchange(p.base, d.appid, d.secret, codes.shift());
+    assert.ok(first.access_token, JSON.stringify(first));
+
+    const got = []; // { at, ok, errcode, token, openid }
+    let stop = false, killedAt = 0;
+    const worker = async () => {
+      while (codes.length && !stop) {
+        const r = await h.exchange(p.base, d.appid, d.secret, codes.shift());
+        got.push({ at: Date.now(), ok: !!r.access_token, errcode: r.errcode, token: r.access_token, openid: r.openid });
+        if (!r.access_token) await h.sleep(50);
+      }
+    };
+    const workers = [worker(), worker(), worker(), worker()];
+    await h.sleep(500);
+    const oldPort = set.master.port;
+    killedAt = Date.now();
+    await set.master.kill();
+    // back on the promoted replica: a success after the kill, through the provider as it runs
+    await h.waitFor(() => got.some((g) => g.ok && g.at > killedAt + 200) && set.masterPort() === set.replica.port,
+      30000, 'exchanges succeeding again on the promoted replica');
+    await h.sleep(500);
+    stop = true;
+    await Promise.all(workers);
+
+    assert.strictEqual(set.role(set.replica.port), 'master');
+    assert.notStrictEqual(set.masterPort(), oldPort);
+    const failed = got.filter((g) => !g.ok);
+    assert.ok(failed.every((g) => g.errcode === -1), `only -1 while there is no master: ${JSON.stringify(failed.slice(0, 3))}`);
+    const after = got.filter((g) => g.ok && g.at > killedAt);
+    assert.ok(after.length > 0);
+    const lastFail = failed.length ? Math.max(...failed.map((g) => g.at)) : killedAt;
+    const outage = ((lastFail - killedAt) / 1000).toFixed(1);
+    // every token handed out after the failover is valid on the new master
+    const since = got.filter((g) => g.ok && g.at > lastFail);
+    for (const g of since.slice(-50)) {
+      const r = await h.getJson(`${p.base}/sns/auth?access_token=${g.token}&openid=${g.openid}`);
+      assert.strictEqual(r.body.errcode, 0, `a token from after the failover: ${JSON.stringify(r.body)}`);
+    }
+    // without WAIT, a token acknowledged just before the kill may not have reached the replica
+    let lost = 0;
+    for (const g of got.filter((x) => x.ok && x.at <= killedAt)) {
+      const r = await h.getJson(`${p.base}/sns/auth?access_token=${g.token}&openid=${g.openid}`);
+      if (r.body.errcode !== 0) lost++;
+    }
+    console.log(`# failover: ${failed.length} requests answered -1 over ${outage} s; ` +
+      `${got.filter((g) => g.ok && g.at <= killedAt).length} tokens before the kill, ${lost} not on the new master`);
+  } finally {
+    if (p) await p.stop();
+    await set.stop();
+  }
+});
+
+test('a failover with the old master still up (SENTINEL FAILOVER): the provider goes on on the new master', { skip }, async () => {
+  const set = await startSentinels();
+  let p = null;
+  try {
+    const d = h.makeDb({ db: set.url });
+    p = await h.startProvider(null, [], { args: ['--store', set.url, '--listen', '127.0.0.1:0'] });
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 400);
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
+    const oldPort = set.master.port;
+    require('node:child_process').execFileSync('/usr/bin/redis-cli', ['-p', String(set.sentinels[0].port),
+      'sentinel', 'failover', set.name]);
+    await h.waitFor(() => set.role(oldPort) === 'slave' && set.masterPort() === set.replica.port, 20000,
+      'the old master demoted, the replica promoted');
+    // the sentinels close the demoted master's client connections (CLIENT KILL TYPE normal), so
+    // the provider's next call asks them again; had one survived, its -READONLY would do the same
+    const results = [];
+    for (let i = 0; i < 20 && !(results.length && results[results.length - 1].access_token); i++) {
+      results.push(await h.exchange(p.base, d.appid, d.secret, codes.shift()));
+      if (!results[results.length - 1].access_token) await h.sleep(100);
+    }
+    const last = results[results.length - 1];
+    console.log(`# after the manual failover: ${results.length - 1} exchange(s) answered -1 before one succeeded`);
+    assert.ok(last.access_token, `exchanges work again on the new master: ${JSON.stringify(results)}`);
+    assert.ok(results.slice(0, -1).every((r) => r.errcode === -1), JSON.stringify(results));
+    assert.ok(results.length <= 3, `at most a couple of -1 before it looks again: ${results.length}`);
+    const ok = await h.getJson(`${p.base}/sns/auth?access_token=${last.access_token}&openid=${last.openid}`);
+    assert.strictEqual(ok.body.errcode, 0);
+  } finally {
+    if (p) await p.stop();
+    await set.stop();
+  }
+});
+
+test('sentinel URLs: bad ones and unreachable sentinels are refused at start with the reason', { skip }, async () => {
+  const port = await h.freePort(); // nothing listens there
+  const cases = [
+    ['redis-sentinel://127.0.0.1:26379', /expected redis-sentinel:\/\//],
+    ['redis-sentinel://a,,b/m', /expected redis-sentinel:\/\//],
+    ['redis-sentinel://h/m?db=x', /db must be a number/],
+    ['redis-sentinel://h/m?nope=1', /unknown option 'nope' \(db, prefix, timeout_ms\)/],
+    ['redis-sentinel://h/bad!name', /the master's name must be/],
+    [`redis-sentinel://127.0.0.1:${port}/m`, new RegExp(`master 'm' of 1 sentinel\\(s\\): sentinel 127\\.0\\.0\\.1:${port}: Connection refused`)],
+  ];
+  for (const [url, re] of cases) {
+    const r = h.cliRun(['provider', '--store', url, '--listen', '127.0.0.1:0']);
+    assert.notStrictEqual(r.status, 0, url);
+    assert.match(r.stderr, re, url);
+    assert.ok(!r.stderr.includes('secretpw'), 'the URL is never echoed');
+  }
+});
+
+test('a sentinel that names an unknown master: a clear error at start', { skip }, async () => {
+  const set = await startSentinels();
+  try {
+    const url = set.url.replace(`/${set.name}?`, '/nosuchmaster?');
+    const r = h.cliRun(['provider', '--store', url, '--listen', '127.0.0.1:0']);
+    assert.notStrictEqual(r.status, 0);
+    assert.match(r.stderr, /knows no master 'nosuchmaster'/);
+  } finally {
+    await set.stop();
+  }
+});
