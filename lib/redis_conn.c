@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -501,8 +502,10 @@ static int mux_run(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply *
     return rc;
 }
 
+static void free_all(redisReply **r, int n);
+
 /* Sends n commands in one round trip: WX_OK with every reply, error replies included. */
-static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+static int send_raw(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
 {
     int got = 0;
     for (int i = 0; i < n; i++)
@@ -533,6 +536,56 @@ static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
     for (int i = 0; i < got; i++)
         freeReplyObject(out[i]);
     return WX_ERR_STORE;
+}
+
+/* Whether a may write: every command but those the store reads with (scripts all write). */
+static int writes(const struct wx_rc_args *a)
+{
+    static const char *const reads[] = {
+        "GET",  "MGET",      "HGET", "HMGET",  "HGETALL", "EXISTS", "SMEMBERS", "SCARD", "TTL",
+        "PTTL", "SISMEMBER", "PING", "SCRIPT", "SCAN",    "TYPE",   "ROLE",     "INFO",  "DBSIZE"};
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        if (a->l[0] == strlen(reads[i]) && !strncasecmp(a->v[0], reads[i], a->l[0]))
+            return 0;
+    return 1;
+}
+
+/*
+ * send_raw, and with wait=N, when a command writes, WAIT N after them in the same round trip:
+ * WX_ERR_STORE (the writes made, but not confirmed) unless N replicas have them.
+ */
+static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+{
+    int w = 0;
+    for (int i = 0; i < n && conn->wait && !w; i++)
+        w = writes(&a[i]);
+    if (!w)
+        return send_raw(conn, a, n, out);
+    struct wx_rc_args *b = malloc(((size_t)n + 1) * sizeof *b);
+    redisReply **o = malloc(((size_t)n + 1) * sizeof *o);
+    int rc = WX_ERR_STORE;
+    if (b && o) {
+        memcpy(b, a, (size_t)n * sizeof *a); /* values point into a's pools: a outlives this */
+        wx_rc_arg_cmd(&b[n], "WAIT");
+        wx_rc_arg_i64(&b[n], conn->wait);
+        wx_rc_arg_i64(&b[n], conn->timeout_ms / 2 > 0 ? conn->timeout_ms / 2 : 1);
+        rc = send_raw(conn, b, n + 1, o);
+    }
+    if (rc == WX_OK) {
+        long long acked = o[n]->type == REDIS_REPLY_INTEGER ? o[n]->integer : -1;
+        freeReplyObject(o[n]);
+        if (acked >= conn->wait) {
+            memcpy(out, o, (size_t)n * sizeof *o);
+        } else {
+            free_all(o, n);
+            snprintf(conn->why, sizeof conn->why, "WAIT: %lld of %d replicas confirmed the write",
+                     acked, conn->wait);
+            rc = WX_ERR_STORE;
+        }
+    }
+    free(o);
+    free(b);
+    return rc;
 }
 
 /* Runs one command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
@@ -783,15 +836,20 @@ static int parse_query(struct wx_rc *conn, const char *q, char *err, size_t errs
                 snprintf(err, errsz, "redis store: db must be a number");
                 return 0;
             }
+        } else if (kn == 4 && !memcmp(q, "wait", 4)) {
+            if ((conn->wait = (int)number(v, vn, 0, WX_RC_MAX_WAIT)) < 0) {
+                snprintf(err, errsz, "redis store: wait must be 0..%d replicas", WX_RC_MAX_WAIT);
+                return 0;
+            }
         } else if (kn == 10 && !memcmp(q, "timeout_ms", 10)) {
             if ((conn->timeout_ms = (int)number(v, vn, 1, 60000)) < 0) {
                 snprintf(err, errsz, "redis store: timeout_ms must be 1..60000");
                 return 0;
             }
         } else {
-            snprintf(err, errsz, "redis store: unknown option '%.*s' (%s)",
-                     (int)(kn < 32 ? kn : 32), q,
-                     conn->nsentinels ? "db, prefix, timeout_ms" : "prefix, timeout_ms");
+            snprintf(
+                err, errsz, "redis store: unknown option '%.*s' (%s)", (int)(kn < 32 ? kn : 32), q,
+                conn->nsentinels ? "db, prefix, timeout_ms, wait" : "prefix, timeout_ms, wait");
             return 0;
         }
         q += n + (q[n] == '&');

@@ -26,6 +26,7 @@
 #define WX_RC_TIMEOUT_MS    1000 /* default connect and command timeout */
 #define WX_RC_MAX_SENTINELS 8    /* sentinels one redis-sentinel:// URL names */
 #define WX_RC_SENTINEL_PORT 26379
+#define WX_RC_MAX_WAIT      16 /* replicas wait=N may ask for */
 
 /*
  * One command's arguments: borrowed values plus a pool for keys and numbers. Values added with
@@ -65,6 +66,11 @@ struct wx_rc {
     int nsentinels;
     struct wx_rc_addr sentinel[WX_RC_MAX_SENTINELS];
     char master[128];
+    /*
+     * wait=N: every call that writes is followed, in the same round trip, by WAIT N (at most
+     * timeout_ms / 2 ms), and fails unless N replicas confirmed it (0: no WAIT).
+     */
+    int wait;
     char prefix[WX_RC_MAX_PREFIX + 1];
     const char *const *lua;          /* the scripts wx_rc_eval runs, by index (borrowed, static) */
     char sha[WX_RC_MAX_SCRIPTS][41]; /* SCRIPT LOAD results, learnt on first use */
@@ -138,7 +144,7 @@ int wx_rc_readonly(const redisReply *r);
 /*
  * Fills conn (zeroed) from redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N], or
  * redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[?db=N&prefix=P&timeout_ms=N]
- * (the sentinels, 26379 by default; the password is the master's):
+ * (the sentinels, 26379 by default; the password is the master's); both take wait=N as well:
  * password percent-decoded; port 6379, db 0, prefix "wx:", timeout WX_RC_TIMEOUT_MS unless
  * given. WX_OK, or WX_ERR_INVALID with the reason in err, which never echoes the URL (it may
  * hold a password). Does not connect.

@@ -1,4 +1,4 @@
-// sentinel.js — a Redis master, its replica and three sentinels (Debian's redis-server, run
+// sentinel.js — a Redis master, its replica(s) and three sentinels (Debian's redis-server, run
 // with --sentinel) on free loopback ports, for the tests of the store's redis-sentinel:// URL.
 // Sentinels judge a master down after 1 s and may fail over every 3 s, so a test's failover
 // takes a few seconds, not the default minutes.
@@ -42,30 +42,33 @@ async function startSentinel(masterPort) {
   };
 }
 
-// The whole set, ready: every sentinel knows the master, its replica and the other sentinels.
-async function startSentinels({ prefix = 't:' } = {}) {
+// The whole set, ready: every sentinel knows the master, its replicas and the other sentinels.
+// replicas: 2 leaves one to confirm writes (wait=1) once the other has been promoted.
+async function startSentinels({ prefix = 't:', replicas: nrep = 1 } = {}) {
   const master = await startRedis();
-  const replica = await startRedis({ replicaOf: master.port });
+  const replicas = [];
+  for (let i = 0; i < nrep; i++) replicas.push(await startRedis({ replicaOf: master.port }));
+  const replica = replicas[0];
   const sentinels = [];
   const stop = async () => {
     for (const s of sentinels) await s.stop();
-    await replica.cleanup();
+    for (const r of replicas) await r.cleanup();
     await master.cleanup();
   };
   try {
-    await waitFor(() => replica.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
+    await waitFor(() => replicas.every((r) => r.info('replication').master_link_status === 'up'), 10000, 'the replicas in sync');
     for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(master.port));
     await waitFor(() => sentinels.every((s) => {
       const m = cli(s.port, 'sentinel', 'master', NAME).split('\n');
       const f = (k) => m[m.indexOf(k) + 1];
-      return f('num-slaves') === '1' && f('num-other-sentinels') === '2';
+      return f('num-slaves') === String(nrep) && f('num-other-sentinels') === '2';
     }), 20000, 'the sentinels know the replica and each other');
   } catch (e) {
     await stop();
     throw e;
   }
   return {
-    master, replica, sentinels, name: NAME, stop,
+    master, replica, replicas, sentinels, name: NAME, stop,
     url: `redis-sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${NAME}?prefix=${prefix}`,
     // the port of the master the sentinels name now
     masterPort: () => Number(cli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', NAME).split('\n')[1]),
