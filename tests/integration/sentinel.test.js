@@ -1,7 +1,9 @@
 // sentinel.test.js — the store on redis-sentinel://: a master, its replica and three sentinels
 // (sentinel.js). The provider finds the master through the sentinels, and when the master is
 // killed (kill -9) while exchanges run, the sentinels promote the replica and the provider goes
-// on by itself, on the new master: requests fail with -1 meanwhile, never a write to a replica.
+// on by itself, on the new master: requests fail with -1 meanwhile, never a write to a replica
+// (a master demoted under an open connection answers -READONLY: checked with a stand-in
+// sentinel, fake_sentinel.js, since real sentinels close the demoted master's connections).
 // Bad URLs and unreachable sentinels give a clear error at start.
 'use strict';
 const test = require('node:test');
@@ -157,5 +159,57 @@ test('a sentinel that names an unknown master: a clear error at start', { skip }
     assert.match(r.stderr, /knows no master 'nosuchmaster'/);
   } finally {
     await set.stop();
+  }
+});
+
+// A stand-in sentinel (fake_sentinel.js, a process of its own) naming 127.0.0.1:port; set(port)
+// makes it name another.
+async function fakeSentinel(port) {
+  const child = h.spawnServer(process.execPath, [require('node:path').join(__dirname, 'fake_sentinel.js'),
+    '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  await h.waitFor(() => /listening \d+/.test(out), 5000, 'the fake sentinel listening');
+  return {
+    port: Number(/listening (\d+)/.exec(out)[1]),
+    set: async (p) => { child.stdin.write(`127.0.0.1 ${p}\n`); await h.waitFor(() => out.includes(`now 127.0.0.1 ${p}`), 5000); },
+    close: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }),
+  };
+}
+
+test('a master demoted under an open connection: its -READONLY sends the provider back to the sentinels', { skip }, async () => {
+  const a = await startRedis();
+  const b = await startRedis({ replicaOf: a.port });
+  const fs = await fakeSentinel(a.port);
+  let p = null;
+  try {
+    await h.waitFor(() => b.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
+    const url = `redis-sentinel://127.0.0.1:${fs.port}/m?prefix=t:`;
+    const d = h.makeDb({ db: url });
+    p = await h.startProvider(null, [], { args: ['--store', url, '--listen', '127.0.0.1:0'] });
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 20);
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
+    await h.waitFor(() => Number(b.info('replication').slave_repl_offset) >= Number(a.info('replication').master_repl_offset),
+      5000, 'the replica caught up');
+    // the switch, done by hand so that nothing closes the provider's connection to a
+    const cli = (port, ...args) => require('node:child_process').execFileSync('/usr/bin/redis-cli',
+      ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+    cli(b.port, 'replicaof', 'no', 'one');
+    cli(a.port, 'replicaof', '127.0.0.1', String(b.port));
+    await fs.set(b.port);
+    await h.waitFor(() => a.info('replication').master_link_status === 'up', 10000, 'a, now a replica, in sync');
+    const results = [];
+    for (let i = 0; i < 5 && !(results.length && results[results.length - 1].access_token); i++) {
+      results.push(await h.exchange(p.base, d.appid, d.secret, codes.shift()));
+    }
+    console.log(`# demoted under an open connection: ${JSON.stringify(results.map((r) => r.errcode || 'ok'))}`);
+    assert.ok(results[results.length - 1].access_token, JSON.stringify(results));
+    assert.deepStrictEqual(results.slice(0, -1).map((r) => r.errcode), [-1],
+      'one write met -READONLY on a (answered -1), the next went to b');
+  } finally {
+    if (p) await p.stop();
+    await fs.close();
+    await b.cleanup();
+    await a.cleanup();
   }
 });
