@@ -493,10 +493,10 @@ int wx_rc_connect(struct wx_rc *conn)
  * A unit on the shared connection. The reason goes through a buffer of this call's own (the
  * I/O thread writes it, and parked fibers share conn), copied into conn->why on this thread.
  */
-static int mux_run(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+static int mux_run(struct wx_rc *conn, struct wx_rc_args *a, int n, int wait, redisReply **out)
 {
     char why[sizeof conn->why];
-    int rc = wx_mux_run(conn->mux, a, n, out, why, sizeof why);
+    int rc = wx_mux_run(conn->mux, a, n, wait, out, why, sizeof why);
     if (rc)
         memcpy(conn->why, why, sizeof why);
     return rc;
@@ -512,7 +512,7 @@ static int send_raw(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
         if (a[i].over)
             return WX_ERR_STORE;
     if (conn->mux)
-        return mux_run(conn, a, n, out) ? WX_ERR_STORE : WX_OK;
+        return mux_run(conn, a, n, 0, out) ? WX_ERR_STORE : WX_OK;
     if (wx_rc_connect(conn))
         return WX_ERR_STORE;
     struct sigpipe g;
@@ -561,6 +561,8 @@ static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
         w = writes(&a[i]);
     if (!w)
         return send_raw(conn, a, n, out);
+    if (conn->mux) /* the shared stream sends one WAIT per batch, after its writes */
+        return mux_run(conn, a, n, 1, out) ? WX_ERR_STORE : WX_OK;
     struct wx_rc_args *b = malloc(((size_t)n + 1) * sizeof *b);
     redisReply **o = malloc(((size_t)n + 1) * sizeof *o);
     int rc = WX_ERR_STORE;

@@ -67,8 +67,9 @@ struct wx_rc {
     struct wx_rc_addr sentinel[WX_RC_MAX_SENTINELS];
     char master[128];
     /*
-     * wait=N: every call that writes is followed, in the same round trip, by WAIT N (at most
-     * timeout_ms / 2 ms), and fails unless N replicas confirmed it (0: no WAIT).
+     * wait=N: a call that writes is followed, in the same round trip, by WAIT N (at most
+     * timeout_ms / 2 ms), and fails unless N replicas confirmed it (0: no WAIT). On the shared
+     * pipelined connection (redis_mux.h) one WAIT follows each batch it writes.
      */
     int wait;
     char prefix[WX_RC_MAX_PREFIX + 1];

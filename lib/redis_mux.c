@@ -40,6 +40,8 @@ struct unit {
     int64_t deadline;       /* monotonic ms */
     struct wx_fiber *fiber; /* the caller parked on a fiber (fiber.h), or NULL: it waits on done */
     int handshake;          /* the connection's own AUTH, SELECT, PING (a loop stream's) */
+    int wait;               /* wait=N: answered once the WAIT sent after it confirms it */
+    int confirm;            /* the stream's own WAIT for the units before it (wait=N) */
     sem_t done;
     struct unit *next;
 };
@@ -52,6 +54,8 @@ struct stream {
     int watch_out;              /* ... watched for output too */
     int answered;               /* units finished, for the loop's count of wakes */
     struct unit *fhead, *ftail; /* sent (or formatted), waiting for replies, in order */
+    struct unit *chead, *ctail; /* replied, waiting for the WAIT after them (wait=N), in order */
+    int unconfirmed;            /* units with wait formatted since the last WAIT */
     _Atomic int64_t hold_until; /* monotonic ms: after a timeout, fail at once until then */
     _Atomic int up;             /* connected (c is set) */
     _Atomic uint64_t units, writes;
@@ -106,10 +110,10 @@ static void finish(struct unit *u, int rc, const char *why)
         sem_post(&u->done);
 }
 
-/* A unit of the stream is done: its caller's, or the handshake (freed here). */
+/* A unit of the stream is done: its caller's, or the stream's own (freed here). */
 static void done_unit(struct stream *s, struct unit *u, int rc, const char *why)
 {
-    if (u->handshake) {
+    if (u->handshake || u->confirm) {
         for (int i = 0; i < u->got; i++)
             freeReplyObject(u->out[i]);
         free(u);
@@ -145,11 +149,13 @@ static void broken(struct stream *s, const char *reason, int timed_out)
 {
     char why[128]; /* reason may be the context's own errstr, freed below */
     snprintf(why, sizeof why, "%s", reason);
-    struct unit *f = s->fhead;
-    s->fhead = s->ftail = NULL;
+    struct unit *f = s->fhead, *c = s->chead;
+    s->fhead = s->ftail = s->chead = s->ctail = NULL;
+    s->unconfirmed = 0;
     drop_conn(s);
     if (timed_out)
         atomic_store(&s->hold_until, mono_ms() + s->cfg->timeout_ms);
+    fail_list(s, c, why); /* replied before f's, never confirmed */
     fail_list(s, f, why);
 }
 
@@ -227,7 +233,48 @@ static void send_units(struct stream *m, struct unit *list)
         else
             m->fhead = u;
         m->ftail = u;
+        m->unconfirmed += u->wait;
         atomic_fetch_add(&m->units, 1);
+    }
+}
+
+/*
+ * wait=N: one WAIT N after the units formatted since the last one, so that a batch waits for its
+ * replicas once (a WAIT holds the connection until they answer, or its timeout).
+ */
+static void send_confirm(struct stream *m)
+{
+    if (!m->unconfirmed || !m->c)
+        return;
+    m->unconfirmed = 0;
+    struct unit *w = calloc(1, sizeof *w + sizeof(struct wx_rc_args) + sizeof(redisReply *));
+    if (!w) {
+        broken(m, "out of memory", 0);
+        return;
+    }
+    w->confirm = 1;
+    w->n = 1;
+    w->a = (struct wx_rc_args *)(w + 1);
+    w->out = (redisReply **)(w->a + 1);
+    w->deadline = mono_ms() + m->cfg->timeout_ms;
+    wx_rc_arg_cmd(w->a, "WAIT");
+    wx_rc_arg_i64(w->a, m->cfg->wait);
+    wx_rc_arg_i64(w->a, m->cfg->timeout_ms / 2 > 0 ? m->cfg->timeout_ms / 2 : 1);
+    send_units(m, w);
+}
+
+/* The WAIT w answered: the units replied before it are confirmed, or fail, together. */
+static void confirmed(struct stream *m, struct unit *w)
+{
+    long long acked = w->out[0]->type == REDIS_REPLY_INTEGER ? w->out[0]->integer : -1;
+    char why[96];
+    snprintf(why, sizeof why, "WAIT: %lld of %d replicas confirmed the write", acked, m->cfg->wait);
+    struct unit *c = m->chead;
+    m->chead = m->ctail = NULL;
+    while (c) {
+        struct unit *next = c->next;
+        done_unit(m, c, acked >= m->cfg->wait ? WX_OK : WX_ERR_STORE, why);
+        c = next;
     }
 }
 
@@ -238,6 +285,7 @@ static int has_output(const redisContext *c)
 
 static void flush_output(struct stream *m)
 {
+    send_confirm(m);
     if (!has_output(m->c))
         return;
     int done = 0;
@@ -278,7 +326,19 @@ static void read_replies(struct stream *m)
             if (!m->fhead)
                 m->ftail = NULL;
             int ok = !u->handshake || handshake_ok(u);
-            done_unit(m, u, WX_OK, "");
+            if (u->confirm) {
+                confirmed(m, u);
+                done_unit(m, u, WX_OK, "");
+            } else if (u->wait) { /* answered once the WAIT after it confirms */
+                u->next = NULL;
+                if (m->ctail)
+                    m->ctail->next = u;
+                else
+                    m->chead = u;
+                m->ctail = u;
+            } else {
+                done_unit(m, u, WX_OK, "");
+            }
             if (!ok) {
                 broken(m, "no answer to AUTH, SELECT or PING", 0);
                 return;
@@ -374,8 +434,9 @@ static int same_server(const struct wx_rc *a, const struct wx_rc *b)
             strcmp(a->sentinel[i].host, b->sentinel[i].host))
             return 0;
     /* with sentinels, host and port are the master found last: not part of the identity */
-    return (a->nsentinels || (a->port == b->port && !strcmp(a->host, b->host))) && a->db == b->db &&
-           a->timeout_ms == b->timeout_ms && !strcmp(a->user, b->user) && !strcmp(a->pass, b->pass);
+    return (a->nsentinels || (a->port == b->port && !strcmp(a->host, b->host))) &&
+           a->wait == b->wait && a->db == b->db && a->timeout_ms == b->timeout_ms &&
+           !strcmp(a->user, b->user) && !strcmp(a->pass, b->pass);
 }
 
 struct wx_mux *wx_mux_get(const struct wx_rc *conn)
@@ -398,6 +459,7 @@ struct wx_mux *wx_mux_get(const struct wx_rc *conn)
         m->cfg.db = conn->db;
         m->cfg.timeout_ms = conn->timeout_ms;
         m->cfg.nsentinels = conn->nsentinels;
+        m->cfg.wait = conn->wait;
         memcpy(m->cfg.sentinel, conn->sentinel, sizeof m->cfg.sentinel);
         memcpy(m->cfg.master, conn->master, sizeof m->cfg.master);
         m->refs = 1;
@@ -587,7 +649,7 @@ int wx_mux_ready(struct wx_mux *m, char *why, size_t whysz)
     redisReply *r = NULL;
     char w[128]; /* written by the I/O thread: the caller's why may be shared (redis_conn.c) */
     wx_rc_arg_cmd(&a, "PING");
-    int rc = wx_mux_run(m, &a, 1, &r, w, sizeof w);
+    int rc = wx_mux_run(m, &a, 1, 0, &r, w, sizeof w);
     if (rc != WX_OK)
         snprintf(why, whysz, "%s", w);
     if (rc == WX_OK) {
@@ -647,7 +709,7 @@ static void submit_here(void *arg)
     send_units(s, k->u);
 }
 
-int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, char *why,
+int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, int wait, redisReply **out, char *why,
                size_t whysz)
 {
     if (n < 1) {
@@ -661,6 +723,7 @@ int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, 
         }
     }
     struct unit u = {.a = a, .n = n, .out = out, .why = why, .whysz = whysz};
+    u.wait = wait && m->cfg.wait > 0;
     u.fiber = wx_fiber_self();
     struct park k = {m, u.fiber ? lconn_here(m) : NULL, &u};
     if (hold(k.l ? &k.l->s : &m->s, why, whysz) != WX_OK)

@@ -36,9 +36,11 @@ int wx_mux_ready(struct wx_mux *m, char *why, size_t whysz);
 /*
  * Sends the n commands a[0..n) as one unit and waits for their replies: WX_OK with out[0..n)
  * (error replies included: the caller reads them and frees every reply), or WX_ERR_STORE with
- * nothing to free and the reason in why (whysz with the NUL).
+ * nothing to free and the reason in why (whysz with the NUL). wait (with the server's wait=N):
+ * answered only once the WAIT N the stream sends after each batch that holds such units
+ * confirmed it (else WX_ERR_STORE: written, not confirmed).
  */
-int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, redisReply **out, char *why,
+int wx_mux_run(struct wx_mux *m, struct wx_rc_args *a, int n, int wait, redisReply **out, char *why,
                size_t whysz);
 /* Units and writes (one write(2) can carry many units) so far, for tests and /metrics. */
 void wx_mux_stats(struct wx_mux *m, uint64_t *units, uint64_t *writes);
