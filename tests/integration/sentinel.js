@@ -35,6 +35,9 @@ async function startSentinel(masterPort) {
   });
   return {
     port,
+    // a hung sentinel: its port accepts connections, nothing is answered
+    pause: () => { child.kill('SIGSTOP'); },
+    resume: () => { child.kill('SIGCONT'); },
     stop: async () => {
       if (child.exitCode === null && !child.signalCode) { const e = new Promise((r) => child.once('exit', r)); child.kill('SIGKILL'); await e; }
       fs.rmSync(dir, { recursive: true, force: true });
@@ -51,7 +54,7 @@ async function startSentinels({ prefix = 't:', replicas: nrep = 1 } = {}) {
   const replica = replicas[0];
   const sentinels = [];
   const stop = async () => {
-    for (const s of sentinels) await s.stop();
+    for (const s of sentinels) { s.resume(); await s.stop(); }
     for (const r of replicas) await r.cleanup();
     await master.cleanup();
   };

@@ -109,6 +109,35 @@ test('a failover with the old master still up (SENTINEL FAILOVER): the provider 
   }
 });
 
+test('sentinels hung: calls go on over the open connection, a reconnect answers -1 in bounded time, then back by itself', { skip }, async () => {
+  const set = await startSentinels();
+  let p = null;
+  try {
+    const d = h.makeDb({ db: set.url });
+    const url = `${set.url}&timeout_ms=300`;
+    p = await h.startProvider(null, [], { args: ['--store', url, '--listen', '127.0.0.1:0'] });
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 50);
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
+    for (const s of set.sentinels) s.pause();
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token,
+      'the master is known and connected: no sentinel needed');
+    // the master closes every client connection: the next call must ask the (hung) sentinels
+    require('node:child_process').execFileSync('/usr/bin/redis-cli', ['-p', String(set.master.port),
+      'client', 'kill', 'type', 'normal']);
+    const t0 = Date.now();
+    const down = await h.exchange(p.base, d.appid, d.secret, codes.shift());
+    const ms = Date.now() - t0;
+    assert.strictEqual(down.errcode, -1, JSON.stringify(down));
+    assert.ok(ms < 3 * 300 + 1000, `bounded by the sentinels' timeouts: ${ms} ms`);
+    for (const s of set.sentinels) s.resume();
+    await h.waitFor(async () => !!(await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token,
+      10000, 'exchanges again once the sentinels answer');
+  } finally {
+    if (p) await p.stop();
+    await set.stop();
+  }
+});
+
 test('wait=1 on a Redis without a replica: writes answer -1 (not confirmed), reads go on', { skip }, async () => {
   const r = await startRedis();
   let p = null;
