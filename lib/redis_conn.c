@@ -348,7 +348,8 @@ static int stale(redisContext *c)
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-int wx_rc_handshake(const struct wx_rc *conn, redisContext *c)
+/* AUTH, SELECT and PING on the new blocking connection c. */
+static int handshake(const struct wx_rc *conn, redisContext *c)
 {
     redisReply *r = NULL;
     int ok = 1;
@@ -381,7 +382,7 @@ static redisContext *open_at(const struct wx_rc *conn, const char *host, int por
                              struct timeval tv, char *why, size_t whysz)
 {
     redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && wx_rc_handshake(conn, c) == WX_OK)
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK && handshake(conn, c) == WX_OK)
         return c;
     snprintf(why, whysz, "%s",
              !c       ? "out of memory"

@@ -157,8 +157,6 @@ int wx_rc_parse_url(struct wx_rc *conn, const char *url, char *err, size_t errsz
  * request making several calls waits once. On failure conn->why says why.
  */
 int wx_rc_connect(struct wx_rc *conn);
-/* AUTH, SELECT and PING on a new blocking connection c with conn's settings: WX_OK or not. */
-int wx_rc_handshake(const struct wx_rc *conn, redisContext *c);
 /*
  * Runs one command: WX_OK with *out a reply that is not an error (the caller frees it with
  * freeReplyObject), or WX_ERR_STORE (*out NULL).

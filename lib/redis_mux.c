@@ -217,6 +217,17 @@ static int append_unit(redisContext *c, const struct unit *u)
     return wx_rc_append(c, u->a, u->n, &fmt_buf, &fmt_cap, u->handshake);
 }
 
+/* Appends u to the list *head .. *tail. */
+static void push(struct unit **head, struct unit **tail, struct unit *u)
+{
+    u->next = NULL;
+    if (*tail)
+        (*tail)->next = u;
+    else
+        *head = u;
+    *tail = u;
+}
+
 /* Formats the units of list into the output buffer of the connected m, in flight from now. */
 static void send_units(struct stream *m, struct unit *list)
 {
@@ -228,11 +239,7 @@ static void send_units(struct stream *m, struct unit *list)
             done_unit(m, u, WX_ERR_STORE, "out of memory");
             continue;
         }
-        if (m->ftail)
-            m->ftail->next = u;
-        else
-            m->fhead = u;
-        m->ftail = u;
+        push(&m->fhead, &m->ftail, u);
         m->unconfirmed += u->wait;
         atomic_fetch_add(&m->units, 1);
     }
@@ -330,12 +337,7 @@ static void read_replies(struct stream *m)
                 confirmed(m, u);
                 done_unit(m, u, WX_OK, "");
             } else if (u->wait) { /* answered once the WAIT after it confirms */
-                u->next = NULL;
-                if (m->ctail)
-                    m->ctail->next = u;
-                else
-                    m->chead = u;
-                m->ctail = u;
+                push(&m->chead, &m->ctail, u);
             } else {
                 done_unit(m, u, WX_OK, "");
             }
@@ -665,11 +667,7 @@ static int enqueue(struct wx_mux *m, struct unit *u)
     pthread_mutex_lock(&m->mu);
     int refused = m->stopping, wake = 0;
     if (!refused) {
-        if (m->qtail)
-            m->qtail->next = u;
-        else
-            m->qhead = u;
-        m->qtail = u;
+        push(&m->qhead, &m->qtail, u);
         if (m->sleeping && !m->woken)
             wake = m->woken = 1;
     }

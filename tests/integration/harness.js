@@ -101,6 +101,11 @@ function cliRun(args, opts = {}) {
 // Starts `wxauth provider` and resolves once it prints its listening line.
 // opts: sandbox (default true), testClock (default true), adminToken (default true),
 // env (extra environment), args (replaces the default --db/--listen pair entirely).
+// A provider on a store URL (redis://, redis-sentinel://) instead of a database file.
+function startOnStore(url, extra = [], opts = {}) {
+  return startProvider(null, extra, { ...opts, args: ['--store', url, '--listen', '127.0.0.1:0'] });
+}
+
 function startProvider(db, extra = [], opts = {}) {
   const { sandbox = true, testClock = true, adminToken = true, env, args: baseArgs } = opts;
   return new Promise((resolve, reject) => {
@@ -374,7 +379,7 @@ class Browser {
 }
 
 module.exports = {
-  BIN, ADMIN, needs, spawnServer, cli, cliJson, cliRun, freshStore, makeDb, addApp, addUser, startProvider, get, getJson, admin, upOrExit, onFreshPorts,
+  BIN, ADMIN, needs, spawnServer, cli, cliJson, cliRun, freshStore, makeDb, addApp, addUser, startProvider, startOnStore, get, getJson, admin, upOrExit, onFreshPorts,
   issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
   pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

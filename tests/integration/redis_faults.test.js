@@ -19,7 +19,7 @@ async function onRedis(fn, { query = '' } = {}) {
   const r = await startRedis();
   const url = r.url + query;
   const d = h.makeDb({ db: url });
-  const p = await h.startProvider(null, [], { args: ['--store', url, '--listen', '127.0.0.1:0'] });
+  const p = await h.startOnStore(url);
   try {
     await fn({ r, d, p, url });
   } catch (e) { // the provider's own account of what went wrong
@@ -142,7 +142,7 @@ test('a replica is never written to: the exchange answers -1 and consumes nothin
       await h.waitFor(() => rep.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
       // the replica has the app and the codes (replicated), so this can only fail on the write
       const repUrl = url.replace(`:${r.port}/`, `:${rep.port}/`);
-      const q = await h.startProvider(null, [], { args: ['--store', repUrl, '--listen', '127.0.0.1:0'] });
+      const q = await h.startOnStore(repUrl);
       try {
         const onReplica = await h.exchange(q.base, d.appid, d.secret, code);
         assert.strictEqual(onReplica.errcode, -1, JSON.stringify(onReplica));

@@ -20,7 +20,7 @@ async function onRedis(fn, { nodes = 2, dbOpts = {} } = {}) {
   const d = h.makeDb({ ...dbOpts, db: r.url, openAccount: 'acme' });
   const ps = [];
   try {
-    for (let i = 0; i < nodes; i++) ps.push(await h.startProvider(null, [], { args: ['--store', r.url, '--listen', '127.0.0.1:0'] }));
+    for (let i = 0; i < nodes; i++) ps.push(await h.startOnStore(r.url));
     await fn({ r, d, ps });
   } finally {
     for (const p of ps) await p.stop();
@@ -103,7 +103,7 @@ test('two gates on one Redis: a login through A is valid at B; sign-out at A end
   const port = await freePort();
   const site = `http://localhost:${port}`;
   const d = h.makeDb({ db: r.url, domains: [`localhost:${port}`] });
-  const p = await h.startProvider(null, [], { args: ['--store', r.url, '--listen', '127.0.0.1:0'] });
+  const p = await h.startOnStore(r.url);
   const secret = 'c'.repeat(64);
   const gate = (listen) => startGate(['--listen', listen, '--public-url', site, '--open-base', p.base,
     '--api-base', p.base, '--desktop', 'pass', '--cookie-secret', secret, '--store', r.url],
@@ -187,7 +187,7 @@ test('the per-minute quota is shared by the nodes (within 16 calls per node)', {
   const d = h.makeDb({ db: r.url });
   const ps = [];
   try {
-    for (let i = 0; i < 2; i++) ps.push(await h.startProvider(null, [], { args: ['--store', r.url, '--listen', '127.0.0.1:0', '--rate-limit', '40'] }));
+    for (let i = 0; i < 2; i++) ps.push(await h.startOnStore(r.url, ['--rate-limit', '40']));
     // All 60 calls inside one minute: move both nodes' test clocks together past a boundary.
     const { now } = await h.clock(ps[0].base);
     if (now % 60 > 40) for (const p of ps) await h.clock(p.base, 60 - (now % 60));

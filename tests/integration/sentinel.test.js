@@ -14,13 +14,25 @@ const { startSentinels } = require('./sentinel');
 
 const skip = h.needs(REDIS, '/usr/bin/redis-cli');
 
-test('the provider finds the master through the sentinels and follows a failover by itself; with wait=1 no token is lost', { skip }, async () => {
-  const set = await startSentinels({ replicas: 2 }); // one promoted, one left to confirm writes
+// A sentinel set (sentinel.js: replicas), a database on it, a provider on its URL + query; fn
+// runs with them, and all is stopped whatever happens.
+async function onSentinels(fn, { replicas = 1, query = '' } = {}) {
+  const set = await startSentinels({ replicas });
   let p = null;
   try {
     const d = h.makeDb({ db: set.url }); // the CLI, too, asks the sentinels
-    // wait=1: every write confirmed by the replica before the client gets its answer
-    p = await h.startProvider(null, [], { args: ['--store', `${set.url}&wait=1`, '--listen', '127.0.0.1:0'] });
+    p = await h.startOnStore(set.url + query);
+    await fn({ set, d, p });
+  } finally {
+    if (p) await p.stop();
+    await set.stop();
+  }
+}
+
+test('the provider finds the master through the sentinels and follows a failover by itself; with wait=1 no token is lost', { skip }, async () => {
+  // wait=1: every write confirmed by a replica before the client gets its answer; two replicas,
+  // so that one is left to confirm writes once the other is promoted
+  await onSentinels(async ({ set, d, p }) => {
     const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 3000);
     const first = await h.exchange(p.base, d.appid, d.secret, codes.shift());
     assert.ok(first.access_token, JSON.stringify(first));
@@ -70,18 +82,11 @@ test('the provider finds the master through the sentinels and follows a failover
     console.log(`# failover: ${failed.length} requests answered -1 over ${outage} s; ` +
       `${got.filter((g) => g.ok).length} tokens received, ${lost.length} not on the new master`);
     assert.deepStrictEqual(lost, [], 'no acknowledged token lost');
-  } finally {
-    if (p) await p.stop();
-    await set.stop();
-  }
+  }, { replicas: 2, query: '&wait=1' });
 });
 
 test('a failover with the old master still up (SENTINEL FAILOVER): the provider goes on on the new master', { skip }, async () => {
-  const set = await startSentinels();
-  let p = null;
-  try {
-    const d = h.makeDb({ db: set.url });
-    p = await h.startProvider(null, [], { args: ['--store', set.url, '--listen', '127.0.0.1:0'] });
+  await onSentinels(async ({ set, d, p }) => {
     const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 400);
     assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
     const oldPort = set.master.port;
@@ -103,19 +108,11 @@ test('a failover with the old master still up (SENTINEL FAILOVER): the provider 
     assert.ok(results.length <= 3, `at most a couple of -1 before it looks again: ${results.length}`);
     const ok = await h.getJson(`${p.base}/sns/auth?access_token=${last.access_token}&openid=${last.openid}`);
     assert.strictEqual(ok.body.errcode, 0);
-  } finally {
-    if (p) await p.stop();
-    await set.stop();
-  }
+  });
 });
 
 test('sentinels hung: calls go on over the open connection, a reconnect answers -1 in bounded time, then back by itself', { skip }, async () => {
-  const set = await startSentinels();
-  let p = null;
-  try {
-    const d = h.makeDb({ db: set.url });
-    const url = `${set.url}&timeout_ms=300`;
-    p = await h.startProvider(null, [], { args: ['--store', url, '--listen', '127.0.0.1:0'] });
+  await onSentinels(async ({ set, d, p }) => {
     const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 50);
     assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
     for (const s of set.sentinels) s.pause();
@@ -132,10 +129,7 @@ test('sentinels hung: calls go on over the open connection, a reconnect answers 
     for (const s of set.sentinels) s.resume();
     await h.waitFor(async () => !!(await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token,
       10000, 'exchanges again once the sentinels answer');
-  } finally {
-    if (p) await p.stop();
-    await set.stop();
-  }
+  }, { query: '&timeout_ms=300' });
 });
 
 test('wait=1 on a Redis without a replica: writes answer -1 (not confirmed), reads go on', { skip }, async () => {
@@ -143,12 +137,12 @@ test('wait=1 on a Redis without a replica: writes answer -1 (not confirmed), rea
   let p = null;
   try {
     const d = h.makeDb({ db: r.url });
-    p = await h.startProvider(null, [], { args: ['--store', r.url, '--listen', '127.0.0.1:0'] });
+    p = await h.startOnStore(r.url);
     const [code] = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 1);
     const tok = await h.exchange(p.base, d.appid, d.secret, code);
     assert.ok(tok.access_token);
     await p.stop();
-    p = await h.startProvider(null, [], { args: ['--store', `${r.url}&wait=1&timeout_ms=400`, '--listen', '127.0.0.1:0'] });
+    p = await h.startOnStore(`${r.url}&wait=1&timeout_ms=400`);
     const issue = await h.admin(p.base, 'POST', '/admin/issue',
       { appid: d.appid, user: d.users[0], scope: 'snsapi_base', kind: 'code', count: 1 });
     assert.strictEqual(issue.status, 503, `minting a code is a write, refused unconfirmed: ${JSON.stringify(issue.body)}`);
@@ -215,7 +209,7 @@ test('a master demoted under an open connection: its -READONLY sends the provide
     await h.waitFor(() => b.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
     const url = `redis-sentinel://127.0.0.1:${fs.port}/m?prefix=t:`;
     const d = h.makeDb({ db: url });
-    p = await h.startProvider(null, [], { args: ['--store', url, '--listen', '127.0.0.1:0'] });
+    p = await h.startOnStore(url);
     const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 20);
     assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
     await h.waitFor(() => Number(b.info('replication').slave_repl_offset) >= Number(a.info('replication').master_repl_offset),
