@@ -2,6 +2,8 @@
  * http.c — libmicrohttpd glue.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -9,6 +11,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,8 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -31,6 +36,24 @@
 enum { PH_NEW, PH_BODY, PH_RUN, PH_PARKED, PH_WAIT, PH_READY, PH_SENT };
 
 #define WX_HTTP_DRAIN_MS 10000 /* at stop, the longest wait for parked handlers to finish */
+
+/*
+ * Lingering close (nginx's lingering_close): a connection closed with request bytes still unread
+ * (a 414 or 413 answered before the client finished sending) is not closed at once, because
+ * close(2) with unread input sends an RST, and a client that receives the RST while still writing
+ * loses the answer it has not read yet. Its descriptor is kept (a dup taken when MHD lets it go),
+ * its input read and dropped until the client closes, or WX_HTTP_LINGER_MS pass, or
+ * WX_HTTP_LINGER_BYTES are dropped; at most WX_HTTP_LINGER_MAX at once (beyond: closed at once).
+ */
+#define WX_HTTP_LINGER_MS    5000
+#define WX_HTTP_LINGER_BYTES (4u * 1024 * 1024)
+#define WX_HTTP_LINGER_MAX   256
+
+struct linger_conn {
+    int fd;
+    size_t dropped;
+    int64_t until_ms;
+};
 
 /*
  * The server runs its own event loop around MHD's external epoll mode instead of MHD's internal
@@ -53,6 +76,9 @@ struct wx_http_server {
     int rescan;              /* the loop thread resumed a connection itself: do not wait */
     pthread_mutex_t omu;
     struct wx_http_req *orphans; /* (omu) woken fibers whose connection is gone: to continue */
+    struct wx_loop_src linger_src; /* the loop thread's: lingering closes */
+    struct linger_conn linger[WX_HTTP_LINGER_MAX];
+    int nlinger;
 };
 
 /*
@@ -156,6 +182,81 @@ static void run_orphans(struct wx_http_server *s)
     }
 }
 
+/* Drops what each lingering connection sent; closes those done, past their time or budget. */
+static int linger_pass(struct wx_loop_src *src, int64_t *due)
+{
+    struct wx_http_server *s = (struct wx_http_server *)((char *)src -
+                                                         offsetof(struct wx_http_server, linger_src));
+    int64_t now = wx_mono_ns() / 1000000;
+    char buf[16384];
+    for (int i = 0; i < s->nlinger;) {
+        struct linger_conn *l = &s->linger[i];
+        int done = now >= l->until_ms;
+        for (int reads = 0; !done && reads < 16; reads++) {
+            ssize_t n = recv(l->fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) {
+                l->dropped += (size_t)n;
+                done = l->dropped >= WX_HTTP_LINGER_BYTES;
+                continue;
+            }
+            done = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+            break;
+        }
+        if (done) {
+            wx_loop_unwatch(l->fd);
+            close(l->fd);
+            *l = s->linger[--s->nlinger];
+            continue;
+        }
+        if (*due < 0 || l->until_ms < *due)
+            *due = l->until_ms;
+        i++;
+    }
+    return 0;
+}
+
+static void linger_close(struct wx_loop_src *src)
+{
+    struct wx_http_server *s = (struct wx_http_server *)((char *)src -
+                                                         offsetof(struct wx_http_server, linger_src));
+    while (s->nlinger > 0) {
+        int fd = s->linger[--s->nlinger].fd;
+        wx_loop_unwatch(fd);
+        close(fd);
+    }
+}
+
+/*
+ * MHD is about to close a connection (MHD's cleanup: it has left MHD's epoll set, and MHD has
+ * shut its sending side, so the client has the whole answer and its end). With input unread, a
+ * dup of the descriptor lingers on the loop thread; MHD's close then sends no RST.
+ */
+static void conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    struct wx_http_server *s = cls;
+    (void)socket_context;
+    if (toe != MHD_CONNECTION_NOTIFY_CLOSED || loop_srv != s || atomic_load(&s->stopping) ||
+        s->nlinger >= WX_HTTP_LINGER_MAX)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int unread = 0;
+    if (!ci || ioctl(ci->connect_fd, FIONREAD, &unread) != 0 || unread <= 0)
+        return;
+    int fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    shutdown(fd, SHUT_WR);
+    if (wx_loop_watch(fd, 0) != 0) {
+        close(fd);
+        return;
+    }
+    s->linger[s->nlinger++] =
+        (struct linger_conn){fd, 0, wx_mono_ns() / 1000000 + WX_HTTP_LINGER_MS};
+    s->rescan = 1; /* its input is read in this pass's sources */
+}
+
 static void *loop_main(void *arg)
 {
     struct wx_http_server *s = arg;
@@ -168,6 +269,8 @@ static void *loop_main(void *arg)
     struct wx_loop_ops ops = {loop_watch, loop_unwatch, s};
     loop_srv = s;
     wx_loop_begin(&ops);
+    s->linger_src = (struct wx_loop_src){.pass = linger_pass, .close = linger_close};
+    wx_loop_add(&s->linger_src);
     int32_t wait = -1;
     while (!atomic_load(&s->stopping)) {
         loop_once(s, wait);
@@ -592,7 +695,8 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
     srv->d = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, access_cb, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, conn_notify,
+        srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(WX_MAX_URL + WX_MAX_HEADER + 4096),
         MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit ? cfg->conn_limit : 4096u,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 30u,

@@ -6,6 +6,8 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const h = require('./harness');
+const fs = require('node:fs');
+const net = require('node:net');
 
 async function healthy(p) {
   const r = await h.get(p.base + '/healthz');
@@ -27,6 +29,72 @@ test('a 1 MiB query string → 414; the server keeps serving', async () => {
     await healthy(p);
     // Many concurrent oversized requests do not take it down either.
     await Promise.all(Array.from({ length: 20 }, () => h.raw(p.port, `GET /?${big} HTTP/1.1\r\nHost: x\r\n\r\n`)));
+    await healthy(p);
+  });
+});
+
+// Sends data on a fresh connection, half-closes after the last byte and resolves once the
+// server closes: { text, err (the socket error's code, or null), ended (the server's FIN seen) }.
+function sendAll(port, data) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks = [];
+    let err = null;
+    let ended = false;
+    s.on('data', (d) => chunks.push(d));
+    s.on('end', () => { ended = true; });
+    s.on('error', (e) => { err = e.code; });
+    s.on('close', () => resolve({ text: Buffer.concat(chunks).toString('latin1'), err, ended }));
+    s.write(data, () => s.end());
+  });
+}
+
+const openFds = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
+
+test('lingering close: a 414 answered before the client finished sending still reaches it', async () => {
+  await h.withProvider({}, async (p) => {
+    // 3 MiB of request target: far more than the kernel buffers, so the client is still
+    // writing when the server answers. A server that closed with the input unread would send an
+    // RST, and the client would lose the answer (EPIPE/ECONNRESET) in a tenth of these tries.
+    const big = `GET /sns/auth?a=${'x'.repeat(3 * 1024 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const before = openFds(p.child.pid);
+    for (let i = 0; i < 30; i++) {
+      const r = await sendAll(p.port, big);
+      assert.strictEqual(r.err, null, `try ${i}: the client saw ${r.err}`);
+      assert.match(r.text, /^HTTP\/1\.1 414 /, `try ${i}`);
+      assert.ok(r.ended, `try ${i}: the server's end of stream`);
+    }
+    await healthy(p);
+    await h.waitFor(async () => openFds(p.child.pid) <= before, 5000, 'lingering descriptors closed');
+  });
+});
+
+test('lingering close is bounded: 4 MiB dropped, or 5 s for a client that never closes', async () => {
+  await h.withProvider({}, async (p) => {
+    // A client that keeps sending is cut off once 4 MiB are dropped (WX_HTTP_LINGER_BYTES):
+    // it sees the 414, then the connection reset.
+    const huge = `GET /?a=${'x'.repeat(12 * 1024 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const r = await sendAll(p.port, huge);
+    assert.match(r.text, /^HTTP\/1\.1 414 /);
+    assert.ok(r.err === 'EPIPE' || r.err === 'ECONNRESET', `a 12 MiB sender is cut off (${r.err})`);
+    // A client that sends a little past the limit, reads the answer and then neither sends nor
+    // closes: its descriptor lingers (one more open in the provider), and is closed after
+    // WX_HTTP_LINGER_MS (5 s), not kept for the connection timeout (30 s).
+    const before = openFds(p.child.pid);
+    const c = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
+    const answer = await new Promise((resolve) => {
+      const chunks = [];
+      c.on('data', (d) => chunks.push(d));
+      c.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      c.write(`GET /?a=${'x'.repeat(256 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+    const t0 = Date.now();
+    assert.match(answer, /^HTTP\/1\.1 414 /);
+    assert.strictEqual(openFds(p.child.pid), before + 1, 'the lingering descriptor');
+    await h.waitFor(async () => openFds(p.child.pid) <= before, 15000, 'the lingering descriptor closed');
+    const ms = Date.now() - t0;
+    c.destroy();
+    assert.ok(ms >= 4000, `closed after ${ms} ms, before WX_HTTP_LINGER_MS`);
     await healthy(p);
   });
 });
