@@ -75,7 +75,7 @@ struct wx_http_server {
     int fibers;              /* handlers on fibers not yet finished (the loop thread's own) */
     int rescan;              /* the loop thread resumed a connection itself: do not wait */
     pthread_mutex_t omu;
-    struct wx_http_req *orphans; /* (omu) woken fibers whose connection is gone: to continue */
+    struct wx_http_req *orphans;   /* (omu) woken fibers whose connection is gone: to continue */
     struct wx_loop_src linger_src; /* the loop thread's: lingering closes */
     struct linger_conn linger[WX_HTTP_LINGER_MAX];
     int nlinger;
@@ -185,8 +185,8 @@ static void run_orphans(struct wx_http_server *s)
 /* Drops what each lingering connection sent; closes those done, past their time or budget. */
 static int linger_pass(struct wx_loop_src *src, int64_t *due)
 {
-    struct wx_http_server *s = (struct wx_http_server *)((char *)src -
-                                                         offsetof(struct wx_http_server, linger_src));
+    struct wx_http_server *s =
+        (struct wx_http_server *)((char *)src - offsetof(struct wx_http_server, linger_src));
     int64_t now = wx_mono_ns() / 1000000;
     char buf[16384];
     for (int i = 0; i < s->nlinger;) {
@@ -217,8 +217,8 @@ static int linger_pass(struct wx_loop_src *src, int64_t *due)
 
 static void linger_close(struct wx_loop_src *src)
 {
-    struct wx_http_server *s = (struct wx_http_server *)((char *)src -
-                                                         offsetof(struct wx_http_server, linger_src));
+    struct wx_http_server *s =
+        (struct wx_http_server *)((char *)src - offsetof(struct wx_http_server, linger_src));
     while (s->nlinger > 0) {
         int fd = s->linger[--s->nlinger].fd;
         wx_loop_unwatch(fd);
@@ -696,11 +696,10 @@ int wx_http_start(struct wx_http_server **out, const struct wx_http_config *cfg,
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, access_cb, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, conn_notify,
-        srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(WX_MAX_URL + WX_MAX_HEADER + 4096),
-        MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit ? cfg->conn_limit : 4096u,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 30u,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(WX_MAX_URL + WX_MAX_HEADER + 4096), MHD_OPTION_CONNECTION_LIMIT,
+        cfg->conn_limit ? cfg->conn_limit : 4096u, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->timeout_s ? cfg->timeout_s : 30u, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (!srv->d) {
         snprintf(err, errsz, "cannot listen on %s:%d (in use, or not an address of this machine)",
                  cfg->host, cfg->port);

@@ -57,6 +57,7 @@ test('lingering close: a 414 answered before the client finished sending still r
     // writing when the server answers. A server that closed with the input unread would send an
     // RST, and the client would lose the answer (EPIPE/ECONNRESET) in a tenth of these tries.
     const big = `GET /sns/auth?a=${'x'.repeat(3 * 1024 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    await healthy(p); // whatever it opens for good (a store connection) is open before the count
     const before = openFds(p.child.pid);
     for (let i = 0; i < 30; i++) {
       const r = await sendAll(p.port, big);
@@ -80,6 +81,7 @@ test('lingering close is bounded: 4 MiB dropped, or 5 s for a client that never 
     // A client that sends a little past the limit, reads the answer and then neither sends nor
     // closes: its descriptor lingers (one more open in the provider), and is closed after
     // WX_HTTP_LINGER_MS (5 s), not kept for the connection timeout (30 s).
+    await healthy(p);
     const before = openFds(p.child.pid);
     const c = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
     const answer = await new Promise((resolve) => {
