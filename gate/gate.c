@@ -69,7 +69,8 @@ static const struct wx_cfg_directive directives[] = {
      "SQLite file for sign-outs and redeemed codes (unset: in memory, forgotten at restart)"},
     {"store", WX_CFG_STR, NULL, 0, 0,
      "store URL instead of db: redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P] (or "
-     "redis-sentinel://[:PASSWORD@]HOST:PORT,.../MASTER[?db=N&prefix=P]) shares sign-outs, "
+     "redis-sentinel://[:PASSWORD@]HOST:PORT,.../MASTER[?db=N&prefix=P], or "
+     "redis-cluster://[:PASSWORD@]HOST:PORT,...[?prefix=P]) shares sign-outs, "
      "redeemed codes and the profile refresher between gates"},
     {"trusted-proxies", WX_CFG_STR, "", 0, 0,
      "comma-separated IPv4 addresses whose X-Forwarded-Proto/Host are believed"},

@@ -466,6 +466,8 @@ redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz)
 
 int wx_rc_connect(struct wx_rc *conn)
 {
+    if (conn->nseeds)
+        return wx_cluster_ready(conn);
     if (conn->mux)
         return wx_mux_ready(conn->mux, conn->why, sizeof conn->why);
     if (conn->c && !stale(conn->c))
@@ -555,7 +557,7 @@ static int writes(const struct wx_rc_args *a)
  * send_raw, and with wait=N, when a command writes, WAIT N after them in the same round trip:
  * WX_ERR_STORE (the writes made, but not confirmed) unless N replicas have them.
  */
-static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+int wx_rc_send(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
 {
     int w = 0;
     for (int i = 0; i < n && conn->wait && !w; i++)
@@ -589,6 +591,12 @@ static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
     free(o);
     free(b);
     return rc;
+}
+
+/* wx_rc_send, each command routed to its slot's node on a cluster. */
+static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+{
+    return conn->nseeds ? wx_cluster_send(conn, a, n, out) : wx_rc_send(conn, a, n, out);
 }
 
 /* Runs one command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
@@ -723,6 +731,7 @@ int wx_rc_call_int(struct wx_rc *conn, struct wx_rc_args *a, int64_t *v)
 
 void wx_rc_close(struct wx_rc *conn)
 {
+    wx_cluster_free(conn);
     wx_mux_put(conn->mux);
     conn->mux = NULL;
     drop(conn);
@@ -909,8 +918,13 @@ static int has_port(const char *h, size_t n)
     return memchr(h, ':', n) != NULL;
 }
 
-/* What follows redis-sentinel://: [AUTH@]HOST[:PORT][,HOST[:PORT]...]/MASTER[?QUERY] */
-static int parse_sentinel_url(struct wx_rc *conn, const char *p, char *err, size_t errsz)
+/*
+ * [AUTH@]HOST[:PORT][,HOST[:PORT]...] at p into list (at most max, *count of them; port dflt
+ * where none is given): where it ends (at '/', '?' or the end), or NULL (err set).
+ */
+static const char *parse_hosts(struct wx_rc *conn, const char *p, struct wx_rc_addr *list,
+                               int *count, int max, int dflt, const char *what, char *err,
+                               size_t errsz)
 {
     const char *at;
     const char *end = url_head(conn, p, &at);
@@ -918,23 +932,53 @@ static int parse_sentinel_url(struct wx_rc *conn, const char *p, char *err, size
     int ok = !at || parse_auth(conn, p, (size_t)(at - p));
     while (ok && h <= end) {
         size_t n = strcspn(h, ",/?");
-        if (conn->nsentinels == WX_RC_MAX_SENTINELS) {
-            snprintf(err, errsz, "redis store: at most %d sentinels", WX_RC_MAX_SENTINELS);
-            return 0;
+        if (*count == max) {
+            snprintf(err, errsz, "redis store: at most %d %s", max, what);
+            return NULL;
         }
         ok = parse_host(conn, h, n);
         if (ok) {
-            struct wx_rc_addr *a = &conn->sentinel[conn->nsentinels++];
+            struct wx_rc_addr *a = &list[(*count)++];
             memcpy(a->host, conn->host, sizeof a->host);
-            a->port = has_port(h, n) ? conn->port : WX_RC_SENTINEL_PORT;
+            a->port = has_port(h, n) ? conn->port : dflt;
         }
         h += n + 1;
         if (h[-1] != ',')
             break;
     }
-    conn->host[0] = '\0'; /* the master's, once the sentinels name it */
+    conn->host[0] = '\0'; /* the master's, once the sentinels (or the slot map) name it */
     conn->port = 0;
-    size_t mn = *end == '/' ? strcspn(end + 1, "?") : 0;
+    return ok ? end : NULL;
+}
+
+/* What follows redis-cluster://: [AUTH@]HOST[:PORT][,HOST[:PORT]...][/][?QUERY] */
+static int parse_cluster_url(struct wx_rc *conn, const char *p, char *err, size_t errsz)
+{
+    err[0] = '\0';
+    const char *end = parse_hosts(conn, p, conn->seed, &conn->nseeds, WX_RC_MAX_SEEDS, 6379,
+                                  "seed nodes", err, errsz);
+    if (end && *end == '/')
+        end++;
+    if (!end || (*end && *end != '?')) {
+        if (!err[0])
+            snprintf(err, errsz,
+                     "redis store: expected redis-cluster://[[USER]:PASSWORD@]HOST[:PORT]"
+                     "[,HOST[:PORT]...][?prefix=P&timeout_ms=N&wait=N]");
+        return 0;
+    }
+    return *end != '?' || parse_query(conn, end + 1, err, errsz);
+}
+
+/* What follows redis-sentinel://: [AUTH@]HOST[:PORT][,HOST[:PORT]...]/MASTER[?QUERY] */
+static int parse_sentinel_url(struct wx_rc *conn, const char *p, char *err, size_t errsz)
+{
+    err[0] = '\0';
+    const char *end = parse_hosts(conn, p, conn->sentinel, &conn->nsentinels, WX_RC_MAX_SENTINELS,
+                                  WX_RC_SENTINEL_PORT, "sentinels", err, errsz);
+    int ok = end != NULL;
+    if (!ok && err[0])
+        return 0;
+    size_t mn = ok && *end == '/' ? strcspn(end + 1, "?") : 0;
     if (!ok || !mn) {
         snprintf(err, errsz,
                  "redis store: expected redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT]"
@@ -956,8 +1000,12 @@ int wx_rc_parse_url(struct wx_rc *conn, const char *url, char *err, size_t errsz
 {
     if (!strncmp(url, "redis-sentinel://", 17))
         return parse_sentinel_url(conn, url + 17, err, errsz) ? WX_OK : WX_ERR_INVALID;
+    if (!strncmp(url, "redis-cluster://", 16))
+        return parse_cluster_url(conn, url + 16, err, errsz) ? WX_OK : WX_ERR_INVALID;
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errsz, "redis store: the URL must start with redis:// or redis-sentinel://");
+        snprintf(err, errsz,
+                 "redis store: the URL must start with redis://, redis-sentinel:// "
+                 "or redis-cluster://");
         return WX_ERR_INVALID;
     }
     return parse_url(conn, url + 8, err, errsz) ? WX_OK : WX_ERR_INVALID;

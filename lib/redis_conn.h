@@ -27,6 +27,10 @@
 #define WX_RC_MAX_SENTINELS 8    /* sentinels one redis-sentinel:// URL names */
 #define WX_RC_SENTINEL_PORT 26379
 #define WX_RC_MAX_WAIT      16 /* replicas wait=N may ask for */
+#define WX_RC_MAX_SEEDS     8  /* seed nodes one redis-cluster:// URL names */
+#define WX_RC_MAX_NODES     64 /* cluster nodes one store follows (masters met over its life) */
+#define WX_RC_MAX_REDIRECTS 5  /* MOVED, ASK or TRYAGAIN followed for one command */
+#define WX_RC_SLOTS         16384
 
 /*
  * One command's arguments: borrowed values plus a pool for keys and numbers. Values added with
@@ -46,6 +50,7 @@ struct wx_rc_args {
  * it connects on first use. Release it with wx_rc_close.
  */
 struct wx_mux;
+struct wx_cluster;
 struct wx_rc_addr {
     char host[256];
     int port;
@@ -72,6 +77,14 @@ struct wx_rc {
      * pipelined connection (redis_mux.h) one WAIT follows each batch it writes.
      */
     int wait;
+    /*
+     * redis-cluster:// (nseeds > 0): the nodes the URL names, asked for the slot map (CLUSTER
+     * SLOTS) when there is none or it went stale; cluster: the map and a connection per node
+     * (redis_cluster.c), made on first use. host and port stay empty.
+     */
+    int nseeds;
+    struct wx_rc_addr seed[WX_RC_MAX_SEEDS];
+    struct wx_cluster *cluster;
     char prefix[WX_RC_MAX_PREFIX + 1];
     const char *const *lua;          /* the scripts wx_rc_eval runs, by index (borrowed, static) */
     char sha[WX_RC_MAX_SCRIPTS][41]; /* SCRIPT LOAD results, learnt on first use */
@@ -145,7 +158,9 @@ int wx_rc_readonly(const redisReply *r);
 /*
  * Fills conn (zeroed) from redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N], or
  * redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[?db=N&prefix=P&timeout_ms=N]
- * (the sentinels, 26379 by default; the password is the master's); both take wait=N as well:
+ * (the sentinels, 26379 by default; the password is the master's), or
+ * redis-cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][/][?prefix=P&timeout_ms=N] (seed
+ * nodes, 6379 by default; database 0, the only one a cluster has); all take wait=N as well:
  * password percent-decoded; port 6379, db 0, prefix "wx:", timeout WX_RC_TIMEOUT_MS unless
  * given. WX_OK, or WX_ERR_INVALID with the reason in err, which never echoes the URL (it may
  * hold a password). Does not connect.
@@ -187,5 +202,36 @@ int wx_rc_eval_int(struct wx_rc *conn, int script, struct wx_rc_args *a, int64_t
 int wx_rc_call_int(struct wx_rc *conn, struct wx_rc_args *a, int64_t *v);
 /* Disconnects and wipes the password (the struct itself is the caller's to free). */
 void wx_rc_close(struct wx_rc *conn);
+
+/*
+ * Sends the n commands a[0..n) in one round trip to conn's own server (never routed: a
+ * cluster node's connection): WX_OK with every reply, error replies included (the caller frees
+ * them), else WX_ERR_STORE and nothing to free. With wait=N, WAIT N follows the writes.
+ */
+int wx_rc_send(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out);
+
+/* ---- Redis Cluster (redis_cluster.c) ---- */
+
+/* The hash slot of key k[0..n) (CRC16 of the key, or of its {hash tag}). */
+int wx_cluster_key_slot(const char *k, size_t n);
+/*
+ * The slot a command goes to: its key's (for EVAL/EVALSHA, every one of its KEYS must share
+ * it), -1 when it has none (any node serves it), -2 when its keys span slots (never sent).
+ */
+int wx_cluster_command_slot(const struct wx_rc_args *a);
+/*
+ * wx_rc_send on a redis-cluster:// conn: each command to the master of its slot (the map
+ * learnt from the seeds), commands for one node in one round trip; MOVED (the map updated and
+ * refreshed), ASK (ASKING first) and TRYAGAIN followed up to WX_RC_MAX_REDIRECTS times each,
+ * which is safe: a redirected command was not run. A node that fails makes the call fail and
+ * the map stale (the next call asks again: a failover's new master is found).
+ */
+int wx_cluster_send(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out);
+/* Makes sure the slot map is known (asks the nodes when it is stale or missing). */
+int wx_cluster_ready(struct wx_rc *conn);
+/* From now on every node's connection is the process's shared pipelined one (redis_mux.h). */
+int wx_cluster_share(struct wx_rc *conn);
+/* Closes every node's connection and frees the map. */
+void wx_cluster_free(struct wx_rc *conn);
 
 #endif

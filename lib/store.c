@@ -1,5 +1,6 @@
 /*
- * store.c — opens the backend a store URL names: "redis://..." or "redis-sentinel://..."
+ * store.c — opens the backend a store URL names: "redis://...", "redis-sentinel://..." or
+ * "redis-cluster://..."
  * (store_redis.c), or SQLite
  * ("sqlite:PATH" or a plain path).
  */
@@ -17,7 +18,8 @@ int wx_store_open(struct wx_store **out, const char *url, char *err, size_t errs
         snprintf(err, errsz, "no database given (--db FILE)");
         return WX_ERR_INVALID;
     }
-    if (!strncmp(url, "redis://", 8) || !strncmp(url, "redis-sentinel://", 17))
+    if (!strncmp(url, "redis://", 8) || !strncmp(url, "redis-sentinel://", 17) ||
+        !strncmp(url, "redis-cluster://", 16))
         return wx_store_open_redis(out, url, err, errsz);
     if (!strncmp(url, "sqlite:", 7))
         url += 7;

@@ -5,6 +5,8 @@
  *
  * URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N] (password
  * percent-decoded; port 6379, db 0, prefix "wx:", timeout 1000 ms unless given), or
+ * redis-cluster://[[USER]:PASSWORD@]HOST[:PORT],...[?...] (Redis Cluster: redis_cluster.c routes
+ * each command to its slot's master and follows MOVED and ASK), or
  * redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT],.../MASTER[?db=N&...]: at every connect the
  * sentinels are asked for the master and ROLE confirms it; a connection that breaks or is
  * answered -READONLY (the master was demoted) is dropped, so the next call finds the new one. The
@@ -208,6 +210,8 @@ static int rd_ping(struct wx_store *s)
 static int rd_share(struct wx_store *s)
 {
     struct rd *d = RD(s);
+    if (d->conn.nseeds) /* a cluster: each node's connection shared */
+        return wx_cluster_share(&d->conn);
     if (d->conn.mux)
         return WX_OK;
     struct wx_mux *m = wx_mux_get(&d->conn);
@@ -810,7 +814,10 @@ int wx_store_open_redis(struct wx_store **out, const char *url, char *err, size_
         return WX_ERR_INVALID;
     }
     if (rd_ping(&d->base) != WX_OK) {
-        if (d->conn.nsentinels)
+        if (d->conn.nseeds)
+            snprintf(err, errsz, "redis store: cluster of %d seed node(s): %s", d->conn.nseeds,
+                     d->conn.why[0] ? d->conn.why : "no answer to PING");
+        else if (d->conn.nsentinels)
             snprintf(err, errsz, "redis store: master '%s' of %d sentinel(s): %s", d->conn.master,
                      d->conn.nsentinels, d->conn.why[0] ? d->conn.why : "no answer to PING");
         else

@@ -23,7 +23,8 @@ static const struct wx_cfg_directive directives[] = {
      "store URL instead of db: sqlite:PATH, redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P] "
      "(several providers share one Redis), or "
      "redis-sentinel://[:PASSWORD@]HOST:PORT,HOST:PORT/MASTER[?db=N&prefix=P] (the master the "
-     "sentinels name, followed through a failover)"},
+     "sentinels name, followed through a failover), or "
+     "redis-cluster://[:PASSWORD@]HOST:PORT,HOST:PORT[?prefix=P] (Redis Cluster: seed nodes)"},
     {"admin-token", WX_CFG_STR, NULL, 0, 0,
      "bearer token for /admin/ (unset: the admin API is off)"},
     {"public-url", WX_CFG_STR, NULL, 0, 0,
