@@ -465,7 +465,9 @@ int wx_cluster_send(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
             free(g);
             free(o);
         }
-        if (rc != WX_OK) {
+        if (rc != WX_OK) { /* wx_rc_send freed what it got: out holds only earlier groups' */
+            for (int j = 0; j < k; j++)
+                out[idx[j]] = NULL;
             memcpy(conn->why, node->why, sizeof conn->why);
             atomic_store(&cl->stale, 1);
             break;

@@ -166,6 +166,33 @@ async function exchange(base, appid, secret, code) {
   return (await getJson(`${base}/sns/oauth2/access_token?${q}`)).body;
 }
 
+// Exchanges codes (shifted off the array) on `workers` concurrent clients until stop() or the
+// codes run out, a short pause after each failure. Each answer is recorded in got:
+// { at, ok, errcode, token, openid }. stop() resolves got once the clients are done.
+function exchangeLoad(p, d, codes, workers = 4) {
+  const got = [];
+  let stopped = false;
+  const worker = async () => {
+    while (codes.length && !stopped) {
+      const r = await exchange(p.base, d.appid, d.secret, codes.shift());
+      got.push({ at: Date.now(), ok: !!r.access_token, errcode: r.errcode, token: r.access_token, openid: r.openid });
+      if (!r.access_token) await sleep(50);
+    }
+  };
+  const running = Array.from({ length: workers }, worker);
+  return { got, stop: async () => { stopped = true; await Promise.all(running); return got; } };
+}
+
+// The /sns/auth answers, other than errcode 0, for every token a client received in got.
+async function lostTokens(p, got) {
+  const lost = [];
+  for (const g of got.filter((x) => x.ok)) {
+    const r = await getJson(`${p.base}/sns/auth?access_token=${g.token}&openid=${g.openid}`);
+    if (r.body.errcode !== 0) lost.push(r.body);
+  }
+  return lost;
+}
+
 // Signs a "browser" (a cookie string) in as a test user through POST /sandbox/login.
 async function login(base, user) {
   const r = await fetch(base + '/sandbox/login', {
@@ -380,6 +407,6 @@ class Browser {
 
 module.exports = {
   BIN, ADMIN, needs, spawnServer, cli, cliJson, cliRun, freshStore, makeDb, addApp, addUser, startProvider, startOnStore, get, getJson, admin, upOrExit, onFreshPorts,
-  issueCodes, exchange, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
+  issueCodes, exchange, exchangeLoad, lostTokens, login, clock, startOfMinute, authorizeUrl, page, parseForm, postForm,
   pageErrcode, raw, sleep, waitFor, withProvider, htmlUnescape, freePort, Browser, providerRequests,
 };

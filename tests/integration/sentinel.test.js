@@ -37,16 +37,9 @@ test('the provider finds the master through the sentinels and follows a failover
     const first = await h.exchange(p.base, d.appid, d.secret, codes.shift());
     assert.ok(first.access_token, JSON.stringify(first));
 
-    const got = []; // { at, ok, errcode, token, openid }
-    let stop = false, killedAt = 0;
-    const worker = async () => {
-      while (codes.length && !stop) {
-        const r = await h.exchange(p.base, d.appid, d.secret, codes.shift());
-        got.push({ at: Date.now(), ok: !!r.access_token, errcode: r.errcode, token: r.access_token, openid: r.openid });
-        if (!r.access_token) await h.sleep(50);
-      }
-    };
-    const workers = [worker(), worker(), worker(), worker()];
+    const load = h.exchangeLoad(p, d, codes);
+    const { got } = load;
+    let killedAt = 0;
     await h.sleep(500);
     const oldPort = set.master.port;
     killedAt = Date.now();
@@ -56,8 +49,7 @@ test('the provider finds the master through the sentinels and follows a failover
     await h.waitFor(() => got.some((g) => g.ok && g.at > killedAt + 200) && promoted(),
       30000, 'exchanges succeeding again on the promoted replica');
     await h.sleep(500);
-    stop = true;
-    await Promise.all(workers);
+    await load.stop();
 
     assert.strictEqual(set.role(promoted().port), 'master');
     assert.notStrictEqual(set.masterPort(), oldPort);
@@ -74,11 +66,7 @@ test('the provider finds the master through the sentinels and follows a failover
       assert.strictEqual(r.body.errcode, 0, `a token from after the failover: ${JSON.stringify(r.body)}`);
     }
     // every token a client received, before, during and after, is on the new master
-    const lost = [];
-    for (const g of got.filter((x) => x.ok)) {
-      const r = await h.getJson(`${p.base}/sns/auth?access_token=${g.token}&openid=${g.openid}`);
-      if (r.body.errcode !== 0) lost.push(r.body);
-    }
+    const lost = await h.lostTokens(p, got);
     console.log(`# failover: ${failed.length} requests answered -1 over ${outage} s; ` +
       `${got.filter((g) => g.ok).length} tokens received, ${lost.length} not on the new master`);
     assert.deepStrictEqual(lost, [], 'no acknowledged token lost');
