@@ -21,7 +21,7 @@ static const struct wx_cfg_directive directives[] = {
     {"db", WX_CFG_STR, "wxauth.db", 0, 0, "SQLite database file (created if missing)"},
     {"store", WX_CFG_STR, NULL, 0, 0,
      "store URL instead of db: sqlite:PATH, redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P] "
-     "(several providers share one Redis), or "
+     "(several providers share one Redis), "
      "redis-sentinel://[:PASSWORD@]HOST:PORT,HOST:PORT/MASTER[?db=N&prefix=P] (the master the "
      "sentinels name, followed through a failover), or "
      "redis-cluster://[:PASSWORD@]HOST:PORT,HOST:PORT[?prefix=P] (Redis Cluster: seed nodes)"},
