@@ -444,12 +444,12 @@ int wx_cluster_send(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
     int rc = WX_OK;
     /* One round trip per node, in the order the nodes first appear. */
     for (int i = 0; i < n && rc == WX_OK; i++) {
-        if (out[i] || !to[i])
+        if (!to[i]) /* sent with an earlier group */
             continue;
         struct wx_rc *node = to[i];
         int idx[n], k = 0;
         for (int j = i; j < n; j++)
-            if (to[j] == node && !out[j])
+            if (to[j] == node)
                 idx[k++] = j;
         if (k == n) { /* the common case: one node for everything */
             rc = wx_rc_send(node, a, n, out);
