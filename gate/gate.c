@@ -687,6 +687,7 @@ int wx_gate_main(int argc, char **argv)
     }
     if (!strcmp(wx_cfg_str(&g->cfg, "log-level"), "warn"))
         g->log.level = WX_LOG_WARN;
+    wx_store_set_log(&g->log); /* a store's failures, with their reasons */
     if (npos || setup(g, err, sizeof err)) {
         fprintf(stderr, "wxauth gate: %s\n", err[0] ? err : "unexpected argument (see --help)");
         return 2;

@@ -18,6 +18,7 @@
 
 #include "redis_conn.h"
 #include "redis_mux.h"
+#include "store.h"
 
 /* ---- one command's arguments: borrowed values plus a pool for keys and numbers ---- */
 
@@ -512,8 +513,10 @@ static int send_raw(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
 {
     int got = 0;
     for (int i = 0; i < n; i++)
-        if (a[i].over)
+        if (a[i].over) {
+            snprintf(conn->why, sizeof conn->why, "a command longer than the store builds");
             return WX_ERR_STORE;
+        }
     if (conn->mux)
         return mux_run(conn, a, n, 0, out) ? WX_ERR_STORE : WX_OK;
     if (wx_rc_connect(conn))
@@ -599,19 +602,55 @@ static int send_all(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply 
     return conn->nseeds ? wx_cluster_send(conn, a, n, out) : wx_rc_send(conn, a, n, out);
 }
 
-/* Runs one command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
-int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
+/*
+ * A call's outcome, told to the store's log (store.h): a failure with its reason (conn->why),
+ * which says which server when the routing does not (a cluster's reasons name their node).
+ */
+static int outcome(struct wx_rc *conn, int rc)
+{
+    if (rc == WX_OK) {
+        wx_store_note_ok();
+        return WX_OK;
+    }
+    char where[sizeof conn->master + sizeof conn->host + 40];
+    if (conn->nseeds)
+        snprintf(where, sizeof where, "redis cluster");
+    else if (conn->nsentinels)
+        snprintf(where, sizeof where, "redis master '%s' (%s:%d)", conn->master,
+                 conn->host[0] ? conn->host : "not known yet", conn->port);
+    else
+        snprintf(where, sizeof where, "redis %s:%d", conn->host, conn->port);
+    wx_store_note_failure(where, conn->why[0] ? conn->why : "no reason given");
+    return WX_ERR_STORE;
+}
+
+/* An error reply's text as the reason (Redis's own words: "OOM command not allowed ..."). */
+static void error_why(struct wx_rc *conn, const redisReply *r)
+{
+    snprintf(conn->why, sizeof conn->why, "Redis replied: %.*s", (int)(sizeof conn->why - 16),
+             r->str ? r->str : "an error");
+}
+
+/* One command: WX_OK with a reply that is not an error (free it), or WX_ERR_STORE. */
+static int call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
 {
     *out = NULL;
     redisReply *r = NULL;
     if (send_all(conn, a, 1, &r) != WX_OK)
         return WX_ERR_STORE;
     if (r->type == REDIS_REPLY_ERROR) {
+        error_why(conn, r);
         freeReplyObject(r);
         return WX_ERR_STORE;
     }
     *out = r;
     return WX_OK;
+}
+
+int wx_rc_call(struct wx_rc *conn, struct wx_rc_args *a, redisReply **out)
+{
+    conn->why[0] = '\0';
+    return outcome(conn, call(conn, a, out));
 }
 
 static void free_all(redisReply **r, int n)
@@ -622,23 +661,33 @@ static void free_all(redisReply **r, int n)
     }
 }
 
-/* Whether any of r[0..n) is an error reply (with noscript: other than NOSCRIPT). */
-static int any_error(redisReply **r, int n, int noscript_ok)
+/* Whether any of r[0..n) is an error reply (with noscript: other than NOSCRIPT); the first
+ * one's text becomes conn's reason. */
+static int any_error(struct wx_rc *conn, redisReply **r, int n, int noscript_ok)
 {
     for (int i = 0; i < n; i++)
-        if (r[i]->type == REDIS_REPLY_ERROR && !(noscript_ok && !strncmp(r[i]->str, "NOSCRIPT", 8)))
+        if (r[i]->type == REDIS_REPLY_ERROR &&
+            !(noscript_ok && !strncmp(r[i]->str, "NOSCRIPT", 8))) {
+            error_why(conn, r[i]);
             return 1;
+        }
     return 0;
+}
+
+static int pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
+{
+    if (send_all(conn, a, n, out))
+        return WX_ERR_STORE;
+    if (!any_error(conn, out, n, 0))
+        return WX_OK;
+    free_all(out, n);
+    return WX_ERR_STORE;
 }
 
 int wx_rc_pipeline(struct wx_rc *conn, struct wx_rc_args *a, int n, redisReply **out)
 {
-    if (send_all(conn, a, n, out))
-        return WX_ERR_STORE;
-    if (!any_error(out, n, 0))
-        return WX_OK;
-    free_all(out, n);
-    return WX_ERR_STORE;
+    conn->why[0] = '\0';
+    return outcome(conn, pipeline(conn, a, n, out));
 }
 
 /* SCRIPT LOAD of conn->lua[script] unless its sha is known. */
@@ -650,7 +699,7 @@ static int load_sha(struct wx_rc *conn, int script)
     redisReply *r;
     wx_rc_arg_cmd(&load, "SCRIPT");
     wx_rc_arg_strs(&load, "LOAD", conn->lua[script], NULL);
-    if (wx_rc_call(conn, &load, &r))
+    if (call(conn, &load, &r))
         return WX_ERR_STORE;
     if (r->type == REDIS_REPLY_STRING && r->len == 40)
         memcpy(conn->sha[script], r->str, 41);
@@ -672,8 +721,8 @@ static void as_eval(struct wx_rc *conn, int script, struct wx_rc_args *a)
     a->l[1] = strlen(conn->lua[script]);
 }
 
-int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, int n,
-                        redisReply **out)
+static int eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, int n,
+                         redisReply **out)
 {
     if (load_sha(conn, script))
         return WX_ERR_STORE;
@@ -681,7 +730,7 @@ int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, in
         as_evalsha(conn, script, &a[i]);
     if (send_all(conn, a, n, out))
         return WX_ERR_STORE;
-    if (any_error(out, n, 1)) {
+    if (any_error(conn, out, n, 1)) {
         free_all(out, n);
         return WX_ERR_STORE;
     }
@@ -692,12 +741,19 @@ int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, in
             continue;
         freeReplyObject(out[i]);
         as_eval(conn, script, &a[i]);
-        if (wx_rc_call(conn, &a[i], &out[i])) {
+        if (call(conn, &a[i], &out[i])) {
             free_all(out, n); /* out[i] is NULL */
             return WX_ERR_STORE;
         }
     }
     return WX_OK;
+}
+
+int wx_rc_eval_pipeline(struct wx_rc *conn, int script, struct wx_rc_args *a, int n,
+                        redisReply **out)
+{
+    conn->why[0] = '\0';
+    return outcome(conn, eval_pipeline(conn, script, a, n, out));
 }
 
 /* EVALSHA, and EVAL when Redis does not know the script (after a restart or a flush). */
@@ -716,6 +772,10 @@ static int run_int(struct wx_rc *conn, int script, struct wx_rc_args *a, int64_t
         return rc;
     rc = wx_rc_reply_i64(r, v) ? WX_OK : WX_ERR_STORE;
     freeReplyObject(r);
+    if (rc) {
+        snprintf(conn->why, sizeof conn->why, "Redis replied with something else than a number");
+        outcome(conn, rc);
+    }
     return rc;
 }
 

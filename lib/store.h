@@ -16,6 +16,7 @@
 #include <wxauth/base.h>
 
 #include "cred.h"
+#include "log.h"
 
 /* snsapi_login: a website app's QR login (qrconnect); it carries the profile like userinfo. */
 enum wx_scope { WX_SCOPE_BASE = 1, WX_SCOPE_USERINFO = 2, WX_SCOPE_LOGIN = 3 };
@@ -205,6 +206,20 @@ struct wx_store_ops {
 struct wx_store {
     const struct wx_store_ops *ops;
 };
+
+/*
+ * The store's log (process-wide; the library never prints): a backend's failure is one line at
+ * level error with the backend's own reason ("store: redis 10.0.0.5:6379: Redis replied: OOM
+ * command not allowed ..."), at most one line per WX_STORE_LOG_INTERVAL_MS with the count of
+ * those not written since; the first success after failures with none for that interval is
+ * one line at level warn with their count. log must outlive every store (NULL: nothing is
+ * written).
+ */
+#define WX_STORE_LOG_INTERVAL_MS 1000
+void wx_store_set_log(const struct wx_log *log);
+/* For the backends: a call failed at where ("redis HOST:PORT") for the reason why; one did not. */
+void wx_store_note_failure(const char *where, const char *why);
+void wx_store_note_ok(void);
 
 /* Opens the backend named by url: a file path or "sqlite:PATH". err gets a readable reason. */
 int wx_store_open(struct wx_store **out, const char *url, char *err, size_t errsz);

@@ -450,6 +450,7 @@ static int setup(struct wx_provider *p, char *err, size_t errsz)
         snprintf(err, errsz, "log-level: '%s' is not error, warn, info or debug", lvl);
         return WX_ERR_INVALID;
     }
+    wx_store_set_log(&p->log); /* a store's failures, with their reasons */
     p->sandbox = wx_cfg_bool(&p->cfg, "sandbox");
     p->test_clock = wx_cfg_bool(&p->cfg, "test-clock");
     p->rate_limit = (long)wx_cfg_int(&p->cfg, "rate-limit");

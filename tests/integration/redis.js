@@ -46,6 +46,8 @@ async function startRedis({ replicaOf } = {}) {
     resume: () => { child.kill('SIGCONT'); },
     restart: launch,
     cleanup: async () => { await signal('SIGKILL'); fs.rmSync(dir, { recursive: true, force: true }); },
+    // A command through redis-cli: its answer as text.
+    cli: (...args) => execFileSync(REDIS_CLI, ['-p', String(port), ...args], { encoding: 'utf8' }).trim(),
     // INFO's fields (INFO SECTION through redis-cli), as an object.
     info: (section) => Object.fromEntries(execFileSync(REDIS_CLI, ['-p', String(port), 'info', section],
       { encoding: 'utf8' }).split(/\r?\n/).filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2))),

@@ -78,6 +78,12 @@ test('Redis killed and restarted under load: -1 meanwhile, back by itself, no ac
         h.getJson(`${p.base}/sns/auth?access_token=${x.b.access_token}&openid=${x.b.openid}`)));
       res.forEach((a, j) => assert.strictEqual(a.body.errcode, 0, `token from ${batch[j].phase}: ${JSON.stringify(a.body)}`));
     }
+    // The log says why, with the server, and (a success with no failure for a second) that it
+    // answers again.
+    await h.sleep(1100);
+    assert.strictEqual((await h.getJson(`${p.base}/sns/auth?access_token=${tokens[0].b.access_token}&openid=${tokens[0].b.openid}`)).body.errcode, 0);
+    assert.match(p.logs(), new RegExp(`level=error msg="store: redis 127\\.0\\.0\\.1:${r.port}: [^"]*(refused|closed|reset)`, 'i'));
+    assert.match(p.logs(), /level=warn msg="store: answering again" failures=[1-9]/);
   });
 });
 
@@ -147,6 +153,9 @@ test('a replica is never written to: the exchange answers -1 and consumes nothin
         const onReplica = await h.exchange(q.base, d.appid, d.secret, code);
         assert.strictEqual(onReplica.errcode, -1, JSON.stringify(onReplica));
         assert.strictEqual(onReplica.access_token, undefined);
+        // Redis's own words in the log, with the server that said them
+        assert.match(q.logs(), new RegExp(`level=error msg="store: redis 127\\.0\\.0\\.1:${rep.port}: ` +
+          "Redis replied: READONLY You can't write against a read only replica"));
       } finally {
         await q.stop();
       }
@@ -156,5 +165,39 @@ test('a replica is never written to: the exchange answers -1 and consumes nothin
     } finally {
       await rep.cleanup();
     }
+  });
+});
+
+test("Redis's error text is logged, once a second at most, with the count of the rest; recovery is logged", { skip }, async () => {
+  await onRedis(async ({ r, d, p }) => {
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 60);
+    // No memory left for writes: Redis refuses them with an OOM error reply.
+    r.cli('config', 'set', 'maxmemory-policy', 'noeviction');
+    r.cli('config', 'set', 'maxmemory', '1');
+    const t0 = Date.now();
+    const failed = [];
+    for (const code of codes.slice(0, 50)) failed.push(await h.exchange(p.base, d.appid, d.secret, code));
+    const took = Date.now() - t0;
+    for (const b of failed) assert.strictEqual(b.errcode, -1, JSON.stringify(b));
+    const lines = () => p.logs().split('\n').filter((l) => l.includes('msg="store: '));
+    const errors = lines().filter((l) => l.includes('level=error'));
+    assert.match(errors[0] || '', new RegExp(`level=error msg="store: redis 127\\.0\\.0\\.1:${r.port}: ` +
+      "Redis replied: OOM command not allowed when used memory > 'maxmemory'"), errors.join('\n'));
+    // WX_STORE_LOG_INTERVAL_MS 1000: one line per second begun, not one per failure
+    assert.ok(errors.length >= 1 && errors.length <= Math.ceil(took / 1000) + 1,
+      `${errors.length} error lines for 50 failures in ${took} ms`);
+    r.cli('config', 'set', 'maxmemory', '0');
+    const ok = await h.exchange(p.base, d.appid, d.secret, codes[50]);
+    assert.ok(ok.access_token, JSON.stringify(ok));
+    // a read that worked while the writes failed was no recovery: none logged yet
+    assert.strictEqual(lines().filter((l) => l.includes('answering again')).length, 0, lines().join('\n'));
+    await h.sleep(1100);
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes[51])).access_token);
+    const back = lines().filter((l) => l.includes('answering again'));
+    assert.strictEqual(back.length, 1, lines().join('\n'));
+    const n = Number(/failures=(\d+)/.exec(back[0])[1]);
+    assert.ok(n >= 50, `the recovery line counts the failures: ${back[0]}`);
+    // The codes refused meanwhile were not consumed: each still redeems once.
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes[0])).access_token);
   });
 });
