@@ -49,6 +49,34 @@ function sendAll(port, data) {
   });
 }
 
+// Sends 1 MiB of request target, waits for the server's answer, then goes on sending up to
+// 12 MiB in 1 MiB writes: { text, err, sent } once the server has cut the connection.
+function sendPastLimit(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks = [];
+    const mib = 'x'.repeat(1024 * 1024);
+    let err = null;
+    let sent = 0;
+    let more = false;
+    const pump = () => {
+      if (err || sent >= 12) return s.end();
+      sent++;
+      s.write(mib, (e) => { if (!e) pump(); });
+    };
+    s.on('data', (d) => {
+      chunks.push(d);
+      if (!more && /^HTTP\/1\.1 \d{3} /.test(Buffer.concat(chunks).toString('latin1'))) {
+        more = true;
+        pump();
+      }
+    });
+    s.on('error', (e) => { err = e.code; });
+    s.on('close', () => resolve({ text: Buffer.concat(chunks).toString('latin1'), err, sent }));
+    s.write(`GET /?a=${mib}`);
+  });
+}
+
 const openFds = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
 
 test('lingering close: a 414 answered before the client finished sending still reaches it', async () => {
@@ -73,9 +101,10 @@ test('lingering close: a 414 answered before the client finished sending still r
 test('lingering close is bounded: 4 MiB dropped, or 5 s for a client that never closes', async () => {
   await h.withProvider({}, async (p) => {
     // A client that keeps sending is cut off once 4 MiB are dropped (WX_HTTP_LINGER_BYTES):
-    // it sees the 414, then the connection reset.
-    const huge = `GET /?a=${'x'.repeat(12 * 1024 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`;
-    const r = await sendAll(p.port, huge);
+    // it sees the 414, then the connection reset. The 414 is read before the rest is sent: a
+    // client that is still writing when the reset comes may drop the unread answer (Node
+    // destroys the socket on the write error), which says nothing about the server.
+    const r = await sendPastLimit(p.port);
     assert.match(r.text, /^HTTP\/1\.1 414 /);
     assert.ok(r.err === 'EPIPE' || r.err === 'ECONNRESET', `a 12 MiB sender is cut off (${r.err})`);
     // A client that sends a little past the limit, reads the answer and then neither sends nor
