@@ -5,7 +5,10 @@
  * (RESP formatted here, wx_rc_append: binary-safe, never formatted into a command text).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -458,6 +461,205 @@ static redisContext *open_sentinel(struct wx_rc *conn, struct timeval tv, char *
     return NULL;
 }
 
+/* ---- +switch-master: the sentinels' announcements of a failover ---- */
+
+/*
+ * What the sentinels of one URL say about one master, followed by a thread of its own: it
+ * subscribes to +switch-master on one sentinel (the next one when that fails), asks for the
+ * master's address after each subscription (an announcement missed while it was not
+ * subscribed), and sends a PING after each second of silence (a dead sentinel is left after
+ * WX_RC_WATCH_PING_MS more). gen counts the changes of the address; a connection compares it with
+ * the one it saw when it connected (wx_rc_master_moved). Watches live as long as the process.
+ */
+struct wx_rc_watch {
+    struct wx_rc_watch *next;
+    int nsentinels, timeout_ms;
+    struct wx_rc_addr sentinel[WX_RC_MAX_SENTINELS];
+    char master[128];
+    pthread_mutex_t mu;
+    char host[256]; /* the master's address as last announced (mu) */
+    int port;
+    _Atomic uint64_t gen;
+};
+
+static pthread_mutex_t watches_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct wx_rc_watch *watches;
+
+/* The sentinels now name host:port for w's master: a change counts (and is logged). */
+static void watch_set(struct wx_rc_watch *w, const char *host, int port, const char *sentinel,
+                      int sport, const char *how)
+{
+    pthread_mutex_lock(&w->mu);
+    int changed = strcmp(w->host, host) || w->port != port, first = !w->host[0];
+    char was[300];
+    snprintf(was, sizeof was, "%s:%d", w->host, w->port);
+    if (changed) {
+        snprintf(w->host, sizeof w->host, "%s", host);
+        w->port = port;
+        atomic_fetch_add(&w->gen, 1);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (changed && !first)
+        wx_store_notef(WX_LOG_WARN,
+                       "store: redis master '%s' moved from %s to %s:%d (%s from sentinel %s:%d)",
+                       w->master, was, host, port, how, sentinel, sport);
+}
+
+/* Asks sentinel i for w's master once (a connection of its own): 0 with the address set. */
+static int watch_lookup(struct wx_rc_watch *w, int i, struct timeval tv)
+{
+    const struct wx_rc_addr *sa = &w->sentinel[i];
+    redisContext *s = redisConnectWithTimeout(sa->host, sa->port, tv);
+    redisReply *r = NULL;
+    if (s && !s->err && redisSetTimeout(s, tv) == REDIS_OK)
+        r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", w->master);
+    if (s)
+        redisFree(s);
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+             r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING;
+    if (ok)
+        watch_set(w, r->element[0]->str, (int)strtol(r->element[1]->str, NULL, 10), sa->host,
+                  sa->port, "lookup");
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* One +switch-master message: "MASTER OLD-IP OLD-PORT NEW-IP NEW-PORT". */
+static void watch_message(struct wx_rc_watch *w, int i, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") ||
+        r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    char name[128], oldh[256], newh[256];
+    int oldp, newp;
+    if (sscanf(r->element[2]->str, "%127s %255s %d %255s %d", name, oldh, &oldp, newh, &newp) ==
+            5 &&
+        !strcmp(name, w->master) && newp > 0 && newp < 65536)
+        watch_set(w, newh, newp, w->sentinel[i].host, w->sentinel[i].port, "+switch-master");
+}
+
+/* Subscribed to sentinel i until it fails or stays silent. */
+static void watch_follow(struct wx_rc_watch *w, int i)
+{
+    struct timeval tv = {w->timeout_ms / 1000, (w->timeout_ms % 1000) * 1000};
+    const struct wx_rc_addr *sa = &w->sentinel[i];
+    redisContext *c = redisConnectWithTimeout(sa->host, sa->port, tv);
+    redisReply *r = NULL;
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
+        r = redisCommand(c, "SUBSCRIBE +switch-master");
+    int ok = r && r->type == REDIS_REPLY_ARRAY;
+    freeReplyObject(r);
+    if (ok)
+        ok = watch_lookup(w, i, tv) == 0;
+    int fl = ok ? fcntl(c->fd, F_GETFL) : -1;
+    if (fl >= 0 && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == 0)
+        c->flags &= ~REDIS_BLOCK;
+    else
+        ok = 0;
+    int64_t pinged = 0; /* when the PING still unanswered went out */
+    while (ok) {
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        int n = poll(&p, 1, WX_RC_WATCH_PING_MS);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) {   /* a second of silence: is it still there? */
+            if (pinged) /* the last PING got no answer */
+                break;
+            int done = 0;
+            if (redisAppendCommand(c, "PING") != REDIS_OK ||
+                redisBufferWrite(c, &done) == REDIS_ERR)
+                break;
+            pinged = mono_ms();
+            continue;
+        }
+        if (n < 0 || redisBufferRead(c) == REDIS_ERR)
+            break;
+        void *v;
+        while ((ok = redisGetReplyFromReader(c, &v) == REDIS_OK) && v) {
+            r = v;
+            if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "pong"))
+                pinged = 0;
+            else
+                watch_message(w, i, r);
+            freeReplyObject(r);
+        }
+    }
+    if (c)
+        redisFree(c);
+}
+
+static void *watch_main(void *arg)
+{
+    struct wx_rc_watch *w = arg;
+    sigset_t set; /* hiredis writes with write(2): a sentinel gone must not raise SIGPIPE */
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    for (int i = 0;; i = (i + 1) % w->nsentinels) {
+        watch_follow(w, i);
+        struct timespec pause = {0, WX_RC_WATCH_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+/* The watch of conn's sentinels and master, started on first use; NULL when out of resources. */
+static struct wx_rc_watch *watch_get(const struct wx_rc *conn)
+{
+    pthread_mutex_lock(&watches_mu);
+    struct wx_rc_watch *w = watches;
+    for (; w; w = w->next) {
+        int same = w->nsentinels == conn->nsentinels && !strcmp(w->master, conn->master);
+        for (int i = 0; same && i < w->nsentinels; i++)
+            same = w->sentinel[i].port == conn->sentinel[i].port &&
+                   !strcmp(w->sentinel[i].host, conn->sentinel[i].host);
+        if (same)
+            break;
+    }
+    if (!w && (w = calloc(1, sizeof *w))) {
+        w->nsentinels = conn->nsentinels;
+        w->timeout_ms = conn->timeout_ms;
+        memcpy(w->sentinel, conn->sentinel, sizeof w->sentinel);
+        snprintf(w->master, sizeof w->master, "%s", conn->master);
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_t t;
+        pthread_attr_t at;
+        int ok = pthread_attr_init(&at) == 0;
+        ok = ok && pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED) == 0 &&
+             pthread_create(&t, &at, watch_main, w) == 0;
+        pthread_attr_destroy(&at);
+        if (ok) {
+            w->next = watches;
+            watches = w;
+        } else {
+            pthread_mutex_destroy(&w->mu);
+            free(w);
+            w = NULL;
+        }
+    }
+    pthread_mutex_unlock(&watches_mu);
+    return w;
+}
+
+int wx_rc_master_moved(struct wx_rc *conn, uint64_t *seen)
+{
+    if (!conn->nsentinels)
+        return 0;
+    if (!conn->watch && !(conn->watch = watch_get(conn)))
+        return 0;
+    struct wx_rc_watch *w = conn->watch;
+    uint64_t g = atomic_load(&w->gen);
+    if (g == *seen)
+        return 0;
+    *seen = g;
+    pthread_mutex_lock(&w->mu);
+    int moved = w->host[0] && (strcmp(w->host, conn->host) || w->port != conn->port);
+    pthread_mutex_unlock(&w->mu);
+    return moved;
+}
+
 redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz)
 {
     struct timeval tv = {conn->timeout_ms / 1000, (conn->timeout_ms % 1000) * 1000};
@@ -471,9 +673,10 @@ int wx_rc_connect(struct wx_rc *conn)
         return wx_cluster_ready(conn);
     if (conn->mux)
         return wx_mux_ready(conn->mux, conn->why, sizeof conn->why);
-    if (conn->c && !stale(conn->c))
+    if (conn->c && !stale(conn->c) && !wx_rc_master_moved(conn, &conn->master_gen))
         return WX_OK;
     drop(conn);
+    wx_rc_master_moved(conn, &conn->master_gen); /* what the sentinels said when this connects */
     int64_t t0 = mono_ms();
     if (t0 < conn->hold_until) {
         snprintf(conn->why, sizeof conn->why, "timed out a moment ago");

@@ -19,18 +19,20 @@
 
 #include "cred.h"
 
-#define WX_RC_MAX_ARGS      48   /* arguments of one command */
-#define WX_RC_POOL          2048 /* bytes of formatted keys and numbers per command */
-#define WX_RC_MAX_PREFIX    64   /* key prefix */
-#define WX_RC_MAX_SCRIPTS   16   /* Lua scripts one connection runs */
-#define WX_RC_TIMEOUT_MS    1000 /* default connect and command timeout */
-#define WX_RC_MAX_SENTINELS 8    /* sentinels one redis-sentinel:// URL names */
-#define WX_RC_SENTINEL_PORT 26379
-#define WX_RC_MAX_WAIT      16 /* replicas wait=N may ask for */
-#define WX_RC_MAX_SEEDS     8  /* seed nodes one redis-cluster:// URL names */
-#define WX_RC_MAX_NODES     64 /* cluster nodes one store follows (masters met over its life) */
-#define WX_RC_MAX_REDIRECTS 5  /* MOVED, ASK or TRYAGAIN followed for one command */
-#define WX_RC_SLOTS         16384
+#define WX_RC_MAX_ARGS       48   /* arguments of one command */
+#define WX_RC_POOL           2048 /* bytes of formatted keys and numbers per command */
+#define WX_RC_MAX_PREFIX     64   /* key prefix */
+#define WX_RC_MAX_SCRIPTS    16   /* Lua scripts one connection runs */
+#define WX_RC_TIMEOUT_MS     1000 /* default connect and command timeout */
+#define WX_RC_MAX_SENTINELS  8    /* sentinels one redis-sentinel:// URL names */
+#define WX_RC_SENTINEL_PORT  26379
+#define WX_RC_MAX_WAIT       16 /* replicas wait=N may ask for */
+#define WX_RC_MAX_SEEDS      8  /* seed nodes one redis-cluster:// URL names */
+#define WX_RC_MAX_NODES      64 /* cluster nodes one store follows (masters met over its life) */
+#define WX_RC_MAX_REDIRECTS  5  /* MOVED, ASK or TRYAGAIN followed for one command */
+#define WX_RC_SLOTS          16384
+#define WX_RC_WATCH_PING_MS  1000 /* +switch-master: silence before a PING to the sentinel */
+#define WX_RC_WATCH_RETRY_MS 500  /* ... and the pause before the next sentinel is tried */
 
 /*
  * One command's arguments: borrowed values plus a pool for keys and numbers. Values added with
@@ -51,6 +53,7 @@ struct wx_rc_args {
  */
 struct wx_mux;
 struct wx_cluster;
+struct wx_rc_watch;
 struct wx_rc_addr {
     char host[256];
     int port;
@@ -71,6 +74,8 @@ struct wx_rc {
     int nsentinels;
     struct wx_rc_addr sentinel[WX_RC_MAX_SENTINELS];
     char master[128];
+    struct wx_rc_watch *watch; /* their +switch-master announcements (wx_rc_master_moved) */
+    uint64_t master_gen;       /* ... as seen when c connected */
     /*
      * wait=N: a call that writes is followed, in the same round trip, by WAIT N (at most
      * timeout_ms / 2 ms), and fails unless N replicas confirmed it (0: no WAIT). On the shared
@@ -155,6 +160,12 @@ void wx_rc_reply_mac(const redisReply *r, unsigned char mac[WX_CRED_MAC]);
 redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz);
 /* Whether r is Redis's -READONLY (the server is a replica: with sentinels, look again). */
 int wx_rc_readonly(const redisReply *r);
+/*
+ * With sentinels: whether they have announced (+switch-master, or a lookup after the watcher
+ * reconnected) a master other than conn's host:port since *seen, which is brought up to date.
+ * The first call starts following the announcements (a thread per sentinels and master).
+ */
+int wx_rc_master_moved(struct wx_rc *conn, uint64_t *seen);
 /*
  * Fills conn (zeroed) from redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout_ms=N], or
  * redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[?db=N&prefix=P&timeout_ms=N]

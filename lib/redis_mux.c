@@ -56,6 +56,7 @@ struct stream {
     struct unit *fhead, *ftail; /* sent (or formatted), waiting for replies, in order */
     struct unit *chead, *ctail; /* replied, waiting for the WAIT after them (wait=N), in order */
     int unconfirmed;            /* units with wait formatted since the last WAIT */
+    uint64_t master_gen;        /* sentinels: their announcements as seen at connect */
     _Atomic int64_t hold_until; /* monotonic ms: after a timeout, fail at once until then */
     _Atomic int up;             /* connected (c is set) */
     _Atomic uint64_t units, writes;
@@ -177,6 +178,7 @@ static int connect_now(struct stream *m, struct wx_rc *cfg, char *why, size_t wh
     int64_t t0 = mono_ms();
     if (hold(m, why, whysz) != WX_OK)
         return WX_ERR_STORE;
+    wx_rc_master_moved(cfg, &m->master_gen); /* what the sentinels said when this connects */
     redisContext *c = wx_rc_open(cfg, why, whysz);
     int ok = c != NULL;
     if (ok) {
@@ -377,6 +379,10 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&m->mu);
         if (batch) {
             char why[128];
+            /* The sentinels announced another master: the old one, cut off from them but not
+             * from this node, would take writes that its demotion will discard. */
+            if (st->c && wx_rc_master_moved(&m->cfg, &st->master_gen))
+                broken(st, "the sentinels announced another master (+switch-master)", 0);
             if (!st->c && connect_now(st, &m->cfg, why, sizeof why) != WX_OK)
                 fail_list(st, batch, why);
             else

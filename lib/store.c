@@ -4,6 +4,7 @@
  * (store_redis.c), or SQLite
  * ("sqlite:PATH" or a plain path).
  */
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,4 +95,20 @@ void wx_store_note_ok(void)
                 "level=warn msg=\"store: answering again\" failures=%ld last_failure_ms_ago=%lld",
                 n, (long long)since);
     }
+}
+
+void wx_store_notef(enum wx_log_level level, const char *fmt, ...)
+{
+    char line[600], c[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    clean(c, sizeof c, line);
+    wx_logf(atomic_load(&store_log), level, "level=%s msg=\"%s\"",
+            level == WX_LOG_ERROR  ? "error"
+            : level == WX_LOG_WARN ? "warn"
+            : level == WX_LOG_INFO ? "info"
+                                   : "debug",
+            c);
 }

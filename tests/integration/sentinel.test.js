@@ -174,7 +174,8 @@ test('a sentinel that names an unknown master: a clear error at start', { skip }
 });
 
 // A stand-in sentinel (fake_sentinel.js, a process of its own) naming 127.0.0.1:port; set(port)
-// makes it name another.
+// makes it name another and announce it (+switch-master), set(port, { quiet: true }) without
+// the announcement.
 async function fakeSentinel(port) {
   const child = h.spawnServer(process.execPath, [require('node:path').join(__dirname, 'fake_sentinel.js'),
     '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -183,7 +184,10 @@ async function fakeSentinel(port) {
   await h.waitFor(() => /listening \d+/.test(out), 5000, 'the fake sentinel listening');
   return {
     port: Number(/listening (\d+)/.exec(out)[1]),
-    set: async (p) => { child.stdin.write(`127.0.0.1 ${p}\n`); await h.waitFor(() => out.includes(`now 127.0.0.1 ${p}`), 5000); },
+    set: async (p, { quiet = false } = {}) => {
+      child.stdin.write(`127.0.0.1 ${p}${quiet ? ' quiet' : ''}\n`);
+      await h.waitFor(() => out.includes(`now 127.0.0.1 ${p}`), 5000);
+    },
     close: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }),
   };
 }
@@ -207,7 +211,8 @@ test('a master demoted under an open connection: its -READONLY sends the provide
       ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
     cli(b.port, 'replicaof', 'no', 'one');
     cli(a.port, 'replicaof', '127.0.0.1', String(b.port));
-    await fs.set(b.port);
+    await fs.set(b.port, { quiet: true }); // no +switch-master: the -READONLY is what is seen
+
     await h.waitFor(() => a.info('replication').master_link_status === 'up', 10000, 'a, now a replica, in sync');
     const results = [];
     for (let i = 0; i < 5 && !(results.length && results[results.length - 1].access_token); i++) {
@@ -217,6 +222,46 @@ test('a master demoted under an open connection: its -READONLY sends the provide
     assert.ok(results[results.length - 1].access_token, JSON.stringify(results));
     assert.deepStrictEqual(results.slice(0, -1).map((r) => r.errcode), [-1],
       'one write met -READONLY on a (answered -1), the next went to b');
+  } finally {
+    if (p) await p.stop();
+    await fs.close();
+    await b.cleanup();
+    await a.cleanup();
+  }
+});
+
+test('an old master cut off from the sentinels but not from the provider: +switch-master moves it to the new one', { skip }, async () => {
+  // a stays a master (a partition: its sentinels cannot reach it to demote it); without the
+  // announcement the provider would go on writing to a, and the writes would be lost when a
+  // comes back as a replica of b.
+  const a = await startRedis();
+  const b = await startRedis({ replicaOf: a.port });
+  const fs = await fakeSentinel(a.port);
+  let p = null;
+  try {
+    await h.waitFor(() => b.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
+    const url = `redis-sentinel://127.0.0.1:${fs.port}/m?prefix=t:`;
+    const d = h.makeDb({ db: url });
+    p = await h.startOnStore(url);
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 6);
+    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
+    await h.waitFor(() => Number(b.info('replication').slave_repl_offset) >= Number(a.info('replication').master_repl_offset),
+      5000, 'the replica caught up');
+    b.cli('replicaof', 'no', 'one'); // two masters now; a never hears of it
+    const aKeys = Number(a.cli('dbsize'));
+    const bKeys = Number(b.cli('dbsize'));
+    await fs.set(b.port);
+    await h.waitFor(() => p.logs().includes(`redis master 'm' moved from 127.0.0.1:${a.port} to 127.0.0.1:${b.port} (+switch-master from sentinel 127.0.0.1:${fs.port})`),
+      5000, 'the announcement followed');
+    // A code issued on a before the switch (b has its copy), and new ones issued on b.
+    const old = await h.exchange(p.base, d.appid, d.secret, codes.shift());
+    assert.ok(old.access_token, JSON.stringify(old));
+    const fresh = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 3);
+    for (const c of fresh) assert.ok((await h.exchange(p.base, d.appid, d.secret, c)).access_token);
+    assert.strictEqual(Number(a.cli('dbsize')), aKeys, 'nothing more was written to the old master');
+    assert.ok(Number(b.cli('dbsize')) > bKeys, 'the writes went to the new master');
+    const auth = await h.getJson(`${p.base}/sns/auth?access_token=${old.access_token}&openid=${old.openid}`);
+    assert.strictEqual(auth.body.errcode, 0, 'the token is read back from the new master');
   } finally {
     if (p) await p.stop();
     await fs.close();
