@@ -464,10 +464,16 @@ static void nudge(struct wx_http_server *s)
         wake_loop(s);
 }
 
+/*
+ * req is not to be touched once MHD has it back: on one core the loop thread, woken by the
+ * resume, can preempt this one, send the answer, find the client gone and free req before the
+ * next line here runs (the bench's wx-writer died so, reading req->server from freed memory).
+ */
 static void resume_conn(struct wx_http_req *req)
 {
+    struct wx_http_server *s = req->server;
     MHD_resume_connection(req->conn);
-    nudge(req->server);
+    nudge(s);
 }
 
 /* A woken orphan (any thread): the loop continues it (run_orphans). */
