@@ -105,9 +105,19 @@ static void close_db(struct wx_store *s, const char *sub, int rc)
     }
 }
 
+/* The store's failures, with their reasons (Redis's own words, a WAIT not confirmed...). */
+static void log_stderr(void *ud, enum wx_log_level level, const char *line)
+{
+    (void)ud;
+    (void)level;
+    fprintf(stderr, "wxauth: %s\n", line);
+}
+
 static int open_db(const struct opts *o, struct wx_store **s, struct wx_keys *k)
 {
+    static const struct wx_log store_log = {log_stderr, NULL, WX_LOG_ERROR};
     char err[512] = "";
+    wx_store_set_log(&store_log);
     if (!o->db) {
         fprintf(stderr, "wxauth: which database? give --db FILE (or WXAUTH_DB)\n");
         return 2;

@@ -827,6 +827,11 @@ static int outcome(struct wx_rc *conn, int rc)
     return WX_ERR_STORE;
 }
 
+int wx_rc_ready(struct wx_rc *conn)
+{
+    return wx_rc_connect(conn) == WX_OK ? WX_OK : outcome(conn, WX_ERR_STORE);
+}
+
 /* An error reply's text as the reason (Redis's own words: "OOM command not allowed ..."). */
 static void error_why(struct wx_rc *conn, const redisReply *r)
 {

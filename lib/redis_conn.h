@@ -183,6 +183,9 @@ int wx_rc_parse_url(struct wx_rc *conn, const char *url, char *err, size_t errsz
  * request making several calls waits once. On failure conn->why says why.
  */
 int wx_rc_connect(struct wx_rc *conn);
+/* wx_rc_connect for a caller that fails its request when it fails: the failure is told to the
+ * store's log (wx_store_note_failure) as a failed call's is. */
+int wx_rc_ready(struct wx_rc *conn);
 /*
  * Runs one command: WX_OK with *out a reply that is not an error (the caller frees it with
  * freeReplyObject), or WX_ERR_STORE (*out NULL).

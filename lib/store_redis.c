@@ -210,22 +210,26 @@ static int rd_ping(struct wx_store *s)
 static int rd_share(struct wx_store *s)
 {
     struct rd *d = RD(s);
-    if (d->conn.nseeds) /* a cluster: each node's connection shared */
-        return wx_cluster_share(&d->conn);
-    if (d->conn.mux)
-        return WX_OK;
-    struct wx_mux *m = wx_mux_get(&d->conn);
-    if (!m)
-        return WX_ERR_NOMEM;
-    wx_rc_close(&d->conn); /* its own connection and password (the mux has a copy) */
-    d->conn.mux = m;
+    if (d->conn.nseeds) { /* a cluster: each node's connection shared */
+        int rc = wx_cluster_share(&d->conn);
+        d->shared = rc == WX_OK;
+        return rc;
+    }
+    if (!d->conn.mux) {
+        struct wx_mux *m = wx_mux_get(&d->conn);
+        if (!m)
+            return WX_ERR_NOMEM;
+        wx_rc_close(&d->conn); /* its own connection and password (the mux has a copy) */
+        d->conn.mux = m;
+    }
+    d->shared = 1;
     return WX_OK;
 }
 
 /* Begins a batch: only makes sure Redis is reachable (see the top). */
 static int rd_begin(struct wx_store *s)
 {
-    return wx_rc_connect(&RD(s)->conn);
+    return wx_rc_ready(&RD(s)->conn);
 }
 
 /* Begins a group of reads: sees every write made before, so the cached apps go stale. */

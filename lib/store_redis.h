@@ -32,8 +32,8 @@ enum { L_NEW, L_REDEEM, L_REG_NEW, L_REG_SET, L_APP_DEL, L_BASIC_NEW, L_COUNT };
  * (a provider begins one at most every 10 ms, WX_SNAPSHOT_NS). This connection's own changes
  * make the copies stale at once; writes that record a generation (a new grant) read it fresh;
  * and a cached app answers only while Redis is reachable. Only a store on the shared
- * connection (the servers' request path: the share op) caches; one on its own connection (the
- * CLI, tools) reads every time.
+ * connection (the servers' request path: the share op; on a cluster, each node's) caches; one on
+ * its own connection (the CLI, tools) reads every time.
  *
  * A stale copy stays as a hint of which id its appid has (appids never change: a deleted app
  * reads as not found, and then the appid index is asked), and while one fiber reads an app the
@@ -61,6 +61,7 @@ struct rd {
     struct wx_rc conn;                /* the connection, its URL settings and the scripts' SHAs */
     struct rd_app apps[RD_APP_CACHE]; /* by id % RD_APP_CACHE */
     uint64_t epoch;                   /* moved by read_begin and this connection's app changes */
+    int shared; /* on the shared connection (one Redis's, or each cluster node's): apps cached */
 };
 
 static inline struct rd *RD(struct wx_store *s)

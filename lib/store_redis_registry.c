@@ -73,7 +73,7 @@ static struct rd_app *app_slot(struct rd *d, int64_t id)
 static struct rd_app *cached_app(struct rd *d, int64_t id)
 {
     struct rd_app *c = app_slot(d, id);
-    return d->conn.mux && c->at_ns && c->app.id == id && c->epoch == d->epoch &&
+    return d->shared && c->at_ns && c->app.id == id && c->epoch == d->epoch &&
                    wx_mono_ns() - c->at_ns < RD_APP_FRESH_NS
                ? c
                : NULL;
@@ -85,7 +85,7 @@ static struct rd_app *cached_app(struct rd *d, int64_t id)
  */
 static int cache_usable(struct rd *d)
 {
-    return wx_rc_connect(&d->conn) == WX_OK;
+    return wx_rc_ready(&d->conn) == WX_OK;
 }
 
 /* Reads app id from Redis into out and *gen, and keeps it (or forgets it, when it is gone). */
@@ -134,7 +134,7 @@ static int load_app(struct rd *d, int64_t id, struct wx_app *out, int64_t *gen, 
         }
         struct wx_fiber *self = wx_fiber_self();
         c = app_slot(d, id);
-        if (fresh || !d->conn.mux || !self || (c->busy && c->busy != id))
+        if (fresh || !d->shared || !self || (c->busy && c->busy != id))
             return fetch_app(d, id, out, gen);
         if (c->busy == id) {
             struct rd_wait w = {self, c->waiters, WX_OK};
@@ -214,7 +214,7 @@ int wx_rd_app_by_appid(struct wx_store *s, const char *appid, struct wx_app *out
     int64_t id = 0;
     if (strlen(appid) > WX_APPID_LEN)
         return WX_ERR_NOTFOUND; /* no app has it (a request's parameter may be 4 KiB) */
-    for (int i = 0; i < RD_APP_CACHE && d->conn.mux; i++) {
+    for (int i = 0; i < RD_APP_CACHE && d->shared; i++) {
         struct rd_app *c = &d->apps[i];
         if (c->at_ns && !strcmp(c->app.appid, appid)) {
             /* fresh, or stale: a hint of its id (an app keeps its appid; a deleted one reads

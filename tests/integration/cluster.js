@@ -117,4 +117,4 @@ async function startCluster({ masters = 3, replicas = 1 } = {}) {
   };
 }
 
-module.exports = { startCluster, cli };
+module.exports = { startCluster, cli, clusterPort };

@@ -150,6 +150,11 @@ test('sentinel URLs: bad ones and unreachable sentinels are refused at start wit
     ['redis-sentinel://h/m?db=x', /db must be a number/],
     ['redis-sentinel://h/m?nope=1', /unknown option 'nope' \(db, prefix, timeout_ms, wait\)/],
     ['redis-sentinel://h/m?wait=17', /wait must be 0\.\.16 replicas/],
+    ['redis-sentinel://a,b,c,d,e,f,g,h,i/m', /at most 8 sentinels/],
+    [`redis-sentinel://h/m?prefix=${'p'.repeat(65)}`, /prefix must be at most 64 of/],
+    ['redis-sentinel://h/m?prefix=a b', /prefix must be at most 64 of/],
+    ['redis-sentinel://h/m?timeout_ms=0', /timeout_ms must be 1\.\.60000/],
+    ['redis-sentinel://h/m?timeout_ms=60001', /timeout_ms must be 1\.\.60000/],
     ['redis-sentinel://h/bad!name', /the master's name must be/],
     [`redis-sentinel://127.0.0.1:${port}/m`, new RegExp(`master 'm' of 1 sentinel\\(s\\): sentinel 127\\.0\\.0\\.1:${port}: Connection refused`)],
   ];
@@ -159,6 +164,12 @@ test('sentinel URLs: bad ones and unreachable sentinels are refused at start wit
     assert.match(r.stderr, re, url);
     assert.ok(!r.stderr.includes('secretpw'), 'the URL is never echoed');
   }
+  // At the limits the URL is taken: what fails then is the (unreachable) sentinels.
+  const eight = Array.from({ length: 8 }, () => `127.0.0.1:${port}`).join(',');
+  const r = h.cliRun(['provider', '--store', `redis-sentinel://${eight}/m?prefix=${'p'.repeat(64)}&timeout_ms=60000&wait=16`,
+    '--listen', '127.0.0.1:0']);
+  assert.notStrictEqual(r.status, 0);
+  assert.match(r.stderr, /master 'm' of 8 sentinel\(s\)/, 'eight sentinels, a 64-byte prefix, timeout_ms=60000, wait=16');
 });
 
 test('a sentinel that names an unknown master: a clear error at start', { skip }, async () => {
