@@ -531,12 +531,23 @@ static void watch_message(struct wx_rc_watch *w, int i, const redisReply *r)
         r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") ||
         r->element[2]->type != REDIS_REPLY_STRING)
         return;
-    char name[128], oldh[256], newh[256];
-    int oldp, newp;
-    if (sscanf(r->element[2]->str, "%127s %255s %d %255s %d", name, oldh, &oldp, newh, &newp) ==
-            5 &&
-        !strcmp(name, w->master) && newp > 0 && newp < 65536)
-        watch_set(w, newh, newp, w->sentinel[i].host, w->sentinel[i].port, "+switch-master");
+    const char *f[5], *p = r->element[2]->str; /* the five fields, space-separated */
+    size_t len[5];
+    int n = 0;
+    while (n < 5 && *p) {
+        size_t k = strcspn(p, " ");
+        f[n] = p;
+        len[n++] = k;
+        p += k + (p[k] == ' ');
+    }
+    char host[256], *end;
+    long port = n == 5 && !*p ? strtol(f[4], &end, 10) : 0;
+    if (port <= 0 || port > 65535 || end != f[4] + len[4] || len[3] == 0 || len[3] >= sizeof host ||
+        len[0] != strlen(w->master) || memcmp(f[0], w->master, len[0]))
+        return;
+    memcpy(host, f[3], len[3]);
+    host[len[3]] = '\0';
+    watch_set(w, host, (int)port, w->sentinel[i].host, w->sentinel[i].port, "+switch-master");
 }
 
 /* Subscribed to sentinel i until it fails or stays silent. */
