@@ -203,7 +203,9 @@ async function fakeSentinel(port) {
   };
 }
 
-test('a master demoted under an open connection: its -READONLY sends the provider back to the sentinels', { skip }, async () => {
+// A master a, its replica b in sync, a stand-in sentinel naming a, a provider on it with n codes
+// of which one was redeemed, and b caught up with that; fn runs with them, then all is stopped.
+async function onStandIn(n, fn) {
   const a = await startRedis();
   const b = await startRedis({ replicaOf: a.port });
   const fs = await fakeSentinel(a.port);
@@ -213,17 +215,25 @@ test('a master demoted under an open connection: its -READONLY sends the provide
     const url = `redis-sentinel://127.0.0.1:${fs.port}/m?prefix=t:`;
     const d = h.makeDb({ db: url });
     p = await h.startOnStore(url);
-    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 20);
+    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', n);
     assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
     await h.waitFor(() => Number(b.info('replication').slave_repl_offset) >= Number(a.info('replication').master_repl_offset),
       5000, 'the replica caught up');
-    // the switch, done by hand so that nothing closes the provider's connection to a
-    const cli = (port, ...args) => require('node:child_process').execFileSync('/usr/bin/redis-cli',
-      ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
-    cli(b.port, 'replicaof', 'no', 'one');
-    cli(a.port, 'replicaof', '127.0.0.1', String(b.port));
-    await fs.set(b.port, { quiet: true }); // no +switch-master: the -READONLY is what is seen
+    await fn({ a, b, fs, p, d, codes });
+  } finally {
+    if (p) await p.stop();
+    await fs.close();
+    await b.cleanup();
+    await a.cleanup();
+  }
+}
 
+test('a master demoted under an open connection: its -READONLY sends the provider back to the sentinels', { skip }, async () => {
+  await onStandIn(20, async ({ a, b, fs, p, d, codes }) => {
+    // the switch, done by hand so that nothing closes the provider's connection to a
+    b.cli('replicaof', 'no', 'one');
+    a.cli('replicaof', '127.0.0.1', String(b.port));
+    await fs.set(b.port, { quiet: true }); // no +switch-master: the -READONLY is what is seen
     await h.waitFor(() => a.info('replication').master_link_status === 'up', 10000, 'a, now a replica, in sync');
     const results = [];
     for (let i = 0; i < 5 && !(results.length && results[results.length - 1].access_token); i++) {
@@ -233,31 +243,14 @@ test('a master demoted under an open connection: its -READONLY sends the provide
     assert.ok(results[results.length - 1].access_token, JSON.stringify(results));
     assert.deepStrictEqual(results.slice(0, -1).map((r) => r.errcode), [-1],
       'one write met -READONLY on a (answered -1), the next went to b');
-  } finally {
-    if (p) await p.stop();
-    await fs.close();
-    await b.cleanup();
-    await a.cleanup();
-  }
+  });
 });
 
 test('an old master cut off from the sentinels but not from the provider: +switch-master moves it to the new one', { skip }, async () => {
   // a stays a master (a partition: its sentinels cannot reach it to demote it); without the
   // announcement the provider would go on writing to a, and the writes would be lost when a
   // comes back as a replica of b.
-  const a = await startRedis();
-  const b = await startRedis({ replicaOf: a.port });
-  const fs = await fakeSentinel(a.port);
-  let p = null;
-  try {
-    await h.waitFor(() => b.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
-    const url = `redis-sentinel://127.0.0.1:${fs.port}/m?prefix=t:`;
-    const d = h.makeDb({ db: url });
-    p = await h.startOnStore(url);
-    const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 6);
-    assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
-    await h.waitFor(() => Number(b.info('replication').slave_repl_offset) >= Number(a.info('replication').master_repl_offset),
-      5000, 'the replica caught up');
+  await onStandIn(6, async ({ a, b, fs, p, d, codes }) => {
     b.cli('replicaof', 'no', 'one'); // two masters now; a never hears of it
     const aKeys = Number(a.cli('dbsize'));
     const bKeys = Number(b.cli('dbsize'));
@@ -273,10 +266,5 @@ test('an old master cut off from the sentinels but not from the provider: +switc
     assert.ok(Number(b.cli('dbsize')) > bKeys, 'the writes went to the new master');
     const auth = await h.getJson(`${p.base}/sns/auth?access_token=${old.access_token}&openid=${old.openid}`);
     assert.strictEqual(auth.body.errcode, 0, 'the token is read back from the new master');
-  } finally {
-    if (p) await p.stop();
-    await fs.close();
-    await b.cleanup();
-    await a.cleanup();
-  }
+  });
 });
