@@ -407,13 +407,47 @@ static int is_master(redisContext *c)
     return ok;
 }
 
+static int watch_addr(const struct wx_rc *conn, char *host, size_t hostsz, int *port);
+
+/* host:port, named by sentinel sa, opened and confirmed a master by ROLE: the context (conn's
+ * address set), or NULL with why set. */
+static redisContext *open_named(struct wx_rc *conn, const struct wx_rc_addr *sa, const char *host,
+                                long port, struct timeval tv, char *why, size_t whysz)
+{
+    char w[128];
+    redisContext *c =
+        port > 0 && port < 65536 ? open_at(conn, host, (int)port, tv, w, sizeof w) : NULL;
+    if (c && is_master(c)) {
+        snprintf(conn->host, sizeof conn->host, "%s", host);
+        conn->port = (int)port;
+        return c;
+    }
+    snprintf(why, whysz, "the master sentinel %s:%d names, %s:%ld, %s", sa->host, sa->port, host,
+             port,
+             c          ? "is not a master (ROLE)"
+             : port > 0 ? w
+                        : "has no valid port");
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
 /*
  * Asks the sentinels in turn (from the one that answered last) for the master, and opens it
- * once ROLE confirms: a sentinel may name a master that failed or was demoted since.
+ * once ROLE confirms: a sentinel may name a master that failed or was demoted since. Once the
+ * sentinels have announced a master (+switch-master, the watch), a sentinel that names another
+ * is passed over while one that agrees may follow: it may lag, or sit on the old master's side
+ * of a partition, where the old master still says master to ROLE. It is tried last, when none
+ * agrees (the announcement itself may be the stale one). No sentinel answering fails: only
+ * they can say which master is the master.
  */
 static redisContext *open_sentinel(struct wx_rc *conn, struct timeval tv, char *why, size_t whysz)
 {
     static _Thread_local int first; /* the sentinel that answered last */
+    char announced[sizeof conn->host], other[sizeof conn->host] = "";
+    int aport = 0, oi = -1;
+    long oport = 0;
+    int have = watch_addr(conn, announced, sizeof announced, &aport);
     snprintf(why, whysz, "no sentinel answered");
     for (int k = 0; k < conn->nsentinels; k++) {
         int i = (first + k) % conn->nsentinels;
@@ -441,24 +475,25 @@ static redisContext *open_sentinel(struct wx_rc *conn, struct timeval tv, char *
         snprintf(host, sizeof host, "%s", r->element[0]->str);
         long port = strtol(r->element[1]->str, NULL, 10);
         freeReplyObject(r);
-        char w[128];
-        redisContext *c =
-            port > 0 && port < 65536 ? open_at(conn, host, (int)port, tv, w, sizeof w) : NULL;
-        if (c && is_master(c)) {
+        if (have && (strcmp(host, announced) || port != aport)) {
+            if (oi < 0) { /* kept for last */
+                snprintf(other, sizeof other, "%s", host);
+                oport = port;
+                oi = i;
+            }
+            continue;
+        }
+        redisContext *c = open_named(conn, sa, host, port, tv, why, whysz);
+        if (c) {
             first = i;
-            snprintf(conn->host, sizeof conn->host, "%s", host);
-            conn->port = (int)port;
             return c;
         }
-        snprintf(why, whysz, "the master sentinel %s:%d names, %s:%ld, %s", sa->host, sa->port,
-                 host, port,
-                 c          ? "is not a master (ROLE)"
-                 : port > 0 ? w
-                            : "has no valid port");
-        if (c)
-            redisFree(c);
     }
-    return NULL;
+    redisContext *c =
+        oi >= 0 ? open_named(conn, &conn->sentinel[oi], other, oport, tv, why, whysz) : NULL;
+    if (c)
+        first = oi;
+    return c;
 }
 
 /* ---- +switch-master: the sentinels' announcements of a failover ---- */
@@ -517,9 +552,10 @@ static int watch_lookup(struct wx_rc_watch *w, int i, struct timeval tv)
         redisFree(s);
     int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
              r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING;
+    long port = ok ? strtol(r->element[1]->str, NULL, 10) : 0;
+    ok = ok && port > 0 && port < 65536;
     if (ok)
-        watch_set(w, r->element[0]->str, (int)strtol(r->element[1]->str, NULL, 10), sa->host,
-                  sa->port, "lookup");
+        watch_set(w, r->element[0]->str, (int)port, sa->host, sa->port, "lookup");
     freeReplyObject(r);
     return ok ? 0 : -1;
 }
@@ -568,24 +604,9 @@ static void watch_follow(struct wx_rc_watch *w, int i)
         c->flags &= ~REDIS_BLOCK;
     else
         ok = 0;
-    int64_t pinged = 0; /* when the PING still unanswered went out */
+    int pinged = 0; /* a PING is out, unanswered */
     while (ok) {
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int n = poll(&p, 1, WX_RC_WATCH_PING_MS);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0) {   /* a second of silence: is it still there? */
-            if (pinged) /* the last PING got no answer */
-                break;
-            int done = 0;
-            if (redisAppendCommand(c, "PING") != REDIS_OK ||
-                redisBufferWrite(c, &done) == REDIS_ERR)
-                break;
-            pinged = mono_ms();
-            continue;
-        }
-        if (n < 0 || redisBufferRead(c) == REDIS_ERR)
-            break;
+        /* what has arrived (the first pass: what came in with the SUBSCRIBE reply) */
         void *v;
         while ((ok = redisGetReplyFromReader(c, &v) == REDIS_OK) && v) {
             r = v;
@@ -596,6 +617,22 @@ static void watch_follow(struct wx_rc_watch *w, int i)
                 watch_message(w, i, r);
             freeReplyObject(r);
         }
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        int n = ok ? poll(&p, 1, WX_RC_WATCH_PING_MS) : -1;
+        if (n < 0 && ok && errno == EINTR)
+            continue;
+        if (n == 0) {   /* a second of silence: is it still there? */
+            if (pinged) /* the last PING got no answer */
+                break;
+            int done = 0;
+            if (redisAppendCommand(c, "PING") != REDIS_OK ||
+                redisBufferWrite(c, &done) == REDIS_ERR)
+                break;
+            pinged = 1;
+            continue;
+        }
+        if (n < 0 || redisBufferRead(c) == REDIS_ERR)
+            break;
     }
     if (c)
         redisFree(c);
@@ -669,6 +706,22 @@ int wx_rc_master_moved(struct wx_rc *conn, uint64_t *seen)
     int moved = w->host[0] && (strcmp(w->host, conn->host) || w->port != conn->port);
     pthread_mutex_unlock(&w->mu);
     return moved;
+}
+
+/* The master's address the watch of conn's sentinels holds: 1 with it, 0 when none yet. */
+static int watch_addr(const struct wx_rc *conn, char *host, size_t hostsz, int *port)
+{
+    struct wx_rc_watch *w = conn->watch;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    int ok = w->host[0] != '\0';
+    if (ok) {
+        snprintf(host, hostsz, "%s", w->host);
+        *port = w->port;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return ok;
 }
 
 redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz)

@@ -3,13 +3,15 @@
 // written to its stdin ("HOST PORT\n"), and announces the change to its subscribers as a real
 // sentinel does ("+switch-master MASTER OLD-HOST OLD-PORT NEW-HOST NEW-PORT"), unless the line
 // ends in "quiet". Answers SUBSCRIBE and PING (in subscribed mode too); prints "listening PORT"
-// once it listens, "now HOST PORT" after each change.
-//   node fake_sentinel.js HOST PORT
+// once it listens, "now HOST PORT" after each change, "subscribed" after each SUBSCRIBE. With "nosub" it never answers SUBSCRIBE
+// or PING (its Pub/Sub is dead: a watcher must move to another sentinel).
+//   node fake_sentinel.js HOST PORT [nosub]
 'use strict';
 const net = require('node:net');
 
 let addr = [process.argv[2], process.argv[3]];
 let master = 'm'; // the name last asked for
+const nosub = process.argv[4] === 'nosub';
 const subscribers = new Set();
 const bulk = (s) => `$${Buffer.byteLength(s, 'latin1')}\r\n${s}\r\n`;
 let pending = '';
@@ -51,9 +53,12 @@ const srv = net.createServer((sock) => {
       if (cmd === 'SENTINEL' && (args[1] || '').toLowerCase() === 'get-master-addr-by-name') {
         master = args[2] || master;
         sock.write(`*2\r\n${bulk(addr[0])}${bulk(addr[1])}`);
+      } else if (nosub && (cmd === 'SUBSCRIBE' || cmd === 'PING')) {
+        // no answer
       } else if (cmd === 'SUBSCRIBE' && args.length === 2) {
         subscribers.add(sock);
         sock.write(`*3\r\n${bulk('subscribe')}${bulk(args[1])}:1\r\n`);
+        process.stdout.write('subscribed\n');
       } else if (cmd === 'PING') {
         sock.write(subscribers.has(sock) ? `*2\r\n${bulk('pong')}${bulk('')}` : '+PONG\r\n');
       } else {

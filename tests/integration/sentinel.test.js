@@ -186,10 +186,10 @@ test('a sentinel that names an unknown master: a clear error at start', { skip }
 
 // A stand-in sentinel (fake_sentinel.js, a process of its own) naming 127.0.0.1:port; set(port)
 // makes it name another and announce it (+switch-master), set(port, { quiet: true }) without
-// the announcement.
-async function fakeSentinel(port) {
+// the announcement; { nosub: true }: one whose Pub/Sub is dead (no answer to SUBSCRIBE or PING).
+async function fakeSentinel(port, { nosub = false } = {}) {
   const child = h.spawnServer(process.execPath, [require('node:path').join(__dirname, 'fake_sentinel.js'),
-    '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    '127.0.0.1', String(port), ...(nosub ? ['nosub'] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   await h.waitFor(() => /listening \d+/.test(out), 5000, 'the fake sentinel listening');
@@ -199,29 +199,34 @@ async function fakeSentinel(port) {
       child.stdin.write(`127.0.0.1 ${p}${quiet ? ' quiet' : ''}\n`);
       await h.waitFor(() => out.includes(`now 127.0.0.1 ${p}`), 5000);
     },
+    subscribed: () => out.includes('subscribed'),
     close: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }),
   };
 }
 
 // A master a, its replica b in sync, a stand-in sentinel naming a, a provider on it with n codes
 // of which one was redeemed, and b caught up with that; fn runs with them, then all is stopped.
-async function onStandIn(n, fn) {
+// lagging: another stand-in first in the URL, naming a, with a dead Pub/Sub (fn gets it as lag).
+async function onStandIn(n, fn, { lagging = false } = {}) {
   const a = await startRedis();
   const b = await startRedis({ replicaOf: a.port });
   const fs = await fakeSentinel(a.port);
+  const lag = lagging ? await fakeSentinel(a.port, { nosub: true }) : null;
   let p = null;
   try {
     await h.waitFor(() => b.info('replication').master_link_status === 'up', 10000, 'the replica in sync');
-    const url = `redis-sentinel://127.0.0.1:${fs.port}/m?prefix=t:`;
+    const hosts = [...(lag ? [lag.port] : []), fs.port].map((x) => `127.0.0.1:${x}`).join(',');
+    const url = `redis-sentinel://${hosts}/m?prefix=t:&timeout_ms=300`;
     const d = h.makeDb({ db: url });
     p = await h.startOnStore(url);
     const codes = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', n);
     assert.ok((await h.exchange(p.base, d.appid, d.secret, codes.shift())).access_token);
     await h.waitFor(() => Number(b.info('replication').slave_repl_offset) >= Number(a.info('replication').master_repl_offset),
       5000, 'the replica caught up');
-    await fn({ a, b, fs, p, d, codes });
+    await fn({ a, b, fs, lag, p, d, codes });
   } finally {
     if (p) await p.stop();
+    if (lag) await lag.close();
     await fs.close();
     await b.cleanup();
     await a.cleanup();
@@ -267,4 +272,23 @@ test('an old master cut off from the sentinels but not from the provider: +switc
     const auth = await h.getJson(`${p.base}/sns/auth?access_token=${old.access_token}&openid=${old.openid}`);
     assert.strictEqual(auth.body.errcode, 0, 'the token is read back from the new master');
   });
+});
+
+test('a sentinel that lags behind the announcement is passed over: the reconnect goes to the announced master', { skip }, async () => {
+  // The URL's first sentinel still names a (it lags, or is on a's side of a partition) and its
+  // Pub/Sub is dead, so the watch follows the second, which announces b. The reconnect asks the
+  // first sentinel first (it answered last): taking its answer would land on a again.
+  await onStandIn(6, async ({ a, b, fs, lag, p, d }) => {
+    // the watch has moved to the second sentinel (the first never answers SUBSCRIBE or PING)
+    await h.waitFor(() => fs.subscribed(), 5000, 'the watch on the second sentinel');
+    b.cli('replicaof', 'no', 'one');
+    const aKeys = Number(a.cli('dbsize'));
+    await fs.set(b.port);
+    await h.waitFor(() => p.logs().includes(`moved from 127.0.0.1:${a.port} to 127.0.0.1:${b.port} (+switch-master from sentinel 127.0.0.1:${fs.port})`),
+      5000, 'the announcement followed');
+    const fresh = await h.issueCodes(p.base, d.appid, d.users[0], 'snsapi_base', 3);
+    for (const c of fresh) assert.ok((await h.exchange(p.base, d.appid, d.secret, c)).access_token);
+    assert.strictEqual(Number(a.cli('dbsize')), aKeys, 'nothing written to the master the lagging sentinel names');
+    assert.ok(lag.port, 'the lagging sentinel was in the URL');
+  }, { lagging: true });
 });
