@@ -407,6 +407,36 @@ static int is_master(redisContext *c)
     return ok;
 }
 
+/*
+ * Asks sentinel sa (a connection of its own, within tv) for master's address: 0 with host and
+ * *port (not yet checked: the caller's ROLE or range check), -1 with why set.
+ */
+static int ask_sentinel(const struct wx_rc_addr *sa, const char *master, struct timeval tv,
+                        char *host, size_t hostsz, long *port, char *why, size_t whysz)
+{
+    redisContext *s = redisConnectWithTimeout(sa->host, sa->port, tv);
+    if (!s || s->err || redisSetTimeout(s, tv) != REDIS_OK) {
+        snprintf(why, whysz, "sentinel %s:%d: %s", sa->host, sa->port,
+                 s && s->err ? s->errstr : "out of memory");
+        if (s)
+            redisFree(s);
+        return -1;
+    }
+    redisReply *r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", master);
+    redisFree(s);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+        snprintf(why, whysz, "sentinel %s:%d %s master '%s'", sa->host, sa->port,
+                 r && r->type == REDIS_REPLY_NIL ? "knows no" : "gave no address for", master);
+        freeReplyObject(r);
+        return -1;
+    }
+    snprintf(host, hostsz, "%s", r->element[0]->str);
+    *port = strtol(r->element[1]->str, NULL, 10);
+    freeReplyObject(r);
+    return 0;
+}
+
 static int watch_addr(const struct wx_rc *conn, char *host, size_t hostsz, int *port);
 
 /* host:port, named by sentinel sa, opened and confirmed a master by ROLE: the context (conn's
@@ -452,29 +482,10 @@ static redisContext *open_sentinel(struct wx_rc *conn, struct timeval tv, char *
     for (int k = 0; k < conn->nsentinels; k++) {
         int i = (first + k) % conn->nsentinels;
         const struct wx_rc_addr *sa = &conn->sentinel[i];
-        redisContext *s = redisConnectWithTimeout(sa->host, sa->port, tv);
-        if (!s || s->err || redisSetTimeout(s, tv) != REDIS_OK) {
-            snprintf(why, whysz, "sentinel %s:%d: %s", sa->host, sa->port,
-                     s && s->err ? s->errstr : "out of memory");
-            if (s)
-                redisFree(s);
-            continue;
-        }
-        redisReply *r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", conn->master);
-        redisFree(s);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_STRING) {
-            snprintf(why, whysz, "sentinel %s:%d %s master '%s'", sa->host, sa->port,
-                     r && r->type == REDIS_REPLY_NIL ? "knows no" : "gave no address for",
-                     conn->master);
-            freeReplyObject(r);
-            continue;
-        }
         char host[sizeof conn->host];
-        snprintf(host, sizeof host, "%s", r->element[0]->str);
-        long port = strtol(r->element[1]->str, NULL, 10);
-        freeReplyObject(r);
+        long port;
+        if (ask_sentinel(sa, conn->master, tv, host, sizeof host, &port, why, whysz) != 0)
+            continue;
         if (have && (strcmp(host, announced) || port != aport)) {
             if (oi < 0) { /* kept for last */
                 snprintf(other, sizeof other, "%s", host);
@@ -535,29 +546,21 @@ static void watch_set(struct wx_rc_watch *w, const char *host, int port, const c
     }
     pthread_mutex_unlock(&w->mu);
     if (changed && !first)
-        wx_store_notef(WX_LOG_WARN,
-                       "store: redis master '%s' moved from %s to %s:%d (%s from sentinel %s:%d)",
+        wx_store_notef("store: redis master '%s' moved from %s to %s:%d (%s from sentinel %s:%d)",
                        w->master, was, host, port, how, sentinel, sport);
 }
 
-/* Asks sentinel i for w's master once (a connection of its own): 0 with the address set. */
+/* Asks sentinel i for w's master once: 0 with the address set. */
 static int watch_lookup(struct wx_rc_watch *w, int i, struct timeval tv)
 {
     const struct wx_rc_addr *sa = &w->sentinel[i];
-    redisContext *s = redisConnectWithTimeout(sa->host, sa->port, tv);
-    redisReply *r = NULL;
-    if (s && !s->err && redisSetTimeout(s, tv) == REDIS_OK)
-        r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", w->master);
-    if (s)
-        redisFree(s);
-    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-             r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING;
-    long port = ok ? strtol(r->element[1]->str, NULL, 10) : 0;
-    ok = ok && port > 0 && port < 65536;
-    if (ok)
-        watch_set(w, r->element[0]->str, (int)port, sa->host, sa->port, "lookup");
-    freeReplyObject(r);
-    return ok ? 0 : -1;
+    char host[256], why[160];
+    long port;
+    if (ask_sentinel(sa, w->master, tv, host, sizeof host, &port, why, sizeof why) != 0 ||
+        port <= 0 || port > 65535)
+        return -1;
+    watch_set(w, host, (int)port, sa->host, sa->port, "lookup");
+    return 0;
 }
 
 /* One +switch-master message: "MASTER OLD-IP OLD-PORT NEW-IP NEW-PORT". */
@@ -599,11 +602,7 @@ static void watch_follow(struct wx_rc_watch *w, int i)
     freeReplyObject(r);
     if (ok)
         ok = watch_lookup(w, i, tv) == 0;
-    int fl = ok ? fcntl(c->fd, F_GETFL) : -1;
-    if (fl >= 0 && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == 0)
-        c->flags &= ~REDIS_BLOCK;
-    else
-        ok = 0;
+    ok = ok && wx_rc_nonblock(c) == WX_OK;
     int pinged = 0; /* a PING is out, unanswered */
     while (ok) {
         /* what has arrived (the first pass: what came in with the SUBSCRIBE reply) */
@@ -722,6 +721,15 @@ static int watch_addr(const struct wx_rc *conn, char *host, size_t hostsz, int *
     }
     pthread_mutex_unlock(&w->mu);
     return ok;
+}
+
+int wx_rc_nonblock(redisContext *c)
+{
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return WX_ERR_STORE;
+    c->flags &= ~REDIS_BLOCK; /* hiredis then takes EAGAIN as "later" */
+    return WX_OK;
 }
 
 redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz)

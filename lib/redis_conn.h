@@ -158,6 +158,8 @@ void wx_rc_reply_mac(const redisReply *r, unsigned char mac[WX_CRED_MAC]);
  * its address in conn->host and conn->port.
  */
 redisContext *wx_rc_open(struct wx_rc *conn, char *why, size_t whysz);
+/* c's socket non-blocking, and hiredis told so (EAGAIN means "later"): WX_OK or WX_ERR_STORE. */
+int wx_rc_nonblock(redisContext *c);
 /* Whether r is Redis's -READONLY (the server is a replica: with sentinels, look again). */
 int wx_rc_readonly(const redisReply *r);
 /*

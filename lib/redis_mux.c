@@ -14,7 +14,6 @@
  * noticed before a unit is risked on it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -181,14 +180,9 @@ static int connect_now(struct stream *m, struct wx_rc *cfg, char *why, size_t wh
     wx_rc_master_moved(cfg, &m->master_gen); /* what the sentinels said when this connects */
     redisContext *c = wx_rc_open(cfg, why, whysz);
     int ok = c != NULL;
+    if (ok && !(ok = wx_rc_nonblock(c) == WX_OK))
+        snprintf(why, whysz, "cannot make the socket non-blocking");
     if (ok) {
-        int fl = fcntl(c->fd, F_GETFL);
-        ok = fl >= 0 && fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) == 0;
-        if (!ok)
-            snprintf(why, whysz, "cannot make the socket non-blocking");
-    }
-    if (ok) {
-        c->flags &= ~REDIS_BLOCK; /* hiredis then takes EAGAIN as "later" */
         redisEnableKeepAlive(c);
         m->c = c;
         atomic_store(&m->up, 1);

@@ -97,7 +97,7 @@ void wx_store_note_ok(void)
     }
 }
 
-void wx_store_notef(enum wx_log_level level, const char *fmt, ...)
+void wx_store_notef(const char *fmt, ...)
 {
     char line[600], c[600];
     va_list ap;
@@ -105,10 +105,5 @@ void wx_store_notef(enum wx_log_level level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     clean(c, sizeof c, line);
-    wx_logf(atomic_load(&store_log), level, "level=%s msg=\"%s\"",
-            level == WX_LOG_ERROR  ? "error"
-            : level == WX_LOG_WARN ? "warn"
-            : level == WX_LOG_INFO ? "info"
-                                   : "debug",
-            c);
+    wx_logf(atomic_load(&store_log), WX_LOG_WARN, "level=warn msg=\"%s\"", c);
 }

@@ -220,9 +220,8 @@ void wx_store_set_log(const struct wx_log *log);
 /* For the backends: a call failed at where ("redis HOST:PORT") for the reason why; one did not. */
 void wx_store_note_failure(const char *where, const char *why);
 void wx_store_note_ok(void);
-/* For the backends: an event worth a line of its own (a failover followed), to the store's log. */
-__attribute__((format(printf, 2, 3))) void wx_store_notef(enum wx_log_level level, const char *fmt,
-                                                          ...);
+/* For the backends: an event worth a warning line of its own (a failover followed). */
+__attribute__((format(printf, 1, 2))) void wx_store_notef(const char *fmt, ...);
 
 /* Opens the backend named by url: a file path or "sqlite:PATH". err gets a readable reason. */
 int wx_store_open(struct wx_store **out, const char *url, char *err, size_t errsz);
