@@ -15,6 +15,17 @@
 /* store_redis.c; URL form and options there. */
 int wx_store_open_redis(struct wx_store **out, const char *url, char *err, size_t errsz);
 
+int wx_store_rec_ok(const char *kind, const char *name, size_t len)
+{
+    if (!kind || !name || !*kind || !*name || strlen(kind) > WX_REC_MAX_KIND ||
+        strlen(name) > WX_REC_MAX_NAME || len > WX_REC_MAX_VALUE)
+        return 0;
+    for (const char *p = kind; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
+            return 0;
+    return 1;
+}
+
 int wx_store_open(struct wx_store **out, const char *url, char *err, size_t errsz)
 {
     if (!url || !*url) {

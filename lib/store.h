@@ -99,6 +99,13 @@ struct wx_store;
 
 typedef void (*wx_app_cb)(void *ud, const struct wx_app *app);
 typedef void (*wx_user_cb)(void *ud, const struct wx_user *user);
+/* A named record (rec_list): its name and value, borrowed for the call. */
+typedef void (*wx_rec_cb)(void *ud, const char *name, const void *value, size_t len);
+
+/* Named records (the OpenID Connect clients and signing keys): the limits every backend keeps. */
+#define WX_REC_MAX_KIND  16
+#define WX_REC_MAX_NAME  64
+#define WX_REC_MAX_VALUE 16384
 
 struct wx_store_ops {
     const char *name;
@@ -191,6 +198,21 @@ struct wx_store_ops {
                        int64_t expires, int64_t *total);
 
     /*
+     * Named records without a lifetime, by kind ("oidc_client", "oidc_key": [a-z_], at most
+     * WX_REC_MAX_KIND bytes) and name (at most WX_REC_MAX_NAME bytes, no NUL), values of at most
+     * WX_REC_MAX_VALUE bytes (longer: WX_ERR_LIMIT), shared by every node on the store. put with
+     * create answers WX_ERR_CONFLICT when the name exists, else replaces; get answers
+     * WX_ERR_NOTFOUND, or WX_ERR_LIMIT when the value does not fit outsz; list calls cb once per
+     * record of kind, in name order; delete answers WX_ERR_NOTFOUND when there was none.
+     */
+    int (*rec_put)(struct wx_store *s, const char *kind, const char *name, const void *value,
+                   size_t len, int create);
+    int (*rec_get)(struct wx_store *s, const char *kind, const char *name, void *out,
+                   size_t outsz, size_t *len);
+    int (*rec_list)(struct wx_store *s, const char *kind, wx_rec_cb cb, void *ud);
+    int (*rec_delete)(struct wx_store *s, const char *kind, const char *name);
+
+    /*
      * Optional (NULL where it means nothing): moves this store's calls onto the process's one
      * pipelined connection to the same server (Redis: redis_mux.h), for stores that wait on
      * the network from threads of their own, many at once (the writer lanes): their commands
@@ -222,6 +244,9 @@ void wx_store_note_failure(const char *where, const char *why);
 void wx_store_note_ok(void);
 /* For the backends: an event worth a warning line of its own (a failover followed). */
 __attribute__((format(printf, 1, 2))) void wx_store_notef(const char *fmt, ...);
+
+/* For the backends: 1 when kind, name and a value of len bytes keep the records' limits. */
+int wx_store_rec_ok(const char *kind, const char *name, size_t len);
 
 /* Opens the backend named by url: a file path or "sqlite:PATH". err gets a readable reason. */
 int wx_store_open(struct wx_store **out, const char *url, char *err, size_t errsz);

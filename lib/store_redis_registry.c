@@ -637,3 +637,108 @@ int wx_rd_basic_get(struct wx_store *s, int64_t id, struct wx_basic *b)
         rc = wx_rd_check_gen(d, b->app_id, gen, &revoked);
     return rc == WX_OK && revoked ? WX_ERR_NOTFOUND : rc; /* SQLite deletes them */
 }
+
+/* ---- named records: a hash per kind, {r}:rec:KIND, field = name ---- */
+
+static void a_rec(struct rd *d, struct wx_rc_args *a, const char *cmd, const char *kind)
+{
+    wx_rc_arg_cmd(a, cmd);
+    wx_rc_arg_key(&d->conn, a, "{r}:rec:%s", kind);
+}
+
+int wx_rd_rec_put(struct wx_store *s, const char *kind, const char *name, const void *value,
+                  size_t len, int create)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    int64_t added = 0;
+    if (!wx_store_rec_ok(kind, name, len))
+        return WX_ERR_LIMIT;
+    a_rec(d, &a, create ? "HSETNX" : "HSET", kind);
+    wx_rc_arg_str(&a, name);
+    wx_rc_arg_bin(&a, value, len);
+    int rc = wx_rc_call_int(&d->conn, &a, &added);
+    return rc ? rc : create && !added ? WX_ERR_CONFLICT : WX_OK;
+}
+
+int wx_rd_rec_get(struct wx_store *s, const char *kind, const char *name, void *out,
+                  size_t outsz, size_t *len)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    redisReply *r;
+    if (!wx_store_rec_ok(kind, name, 0))
+        return WX_ERR_NOTFOUND;
+    a_rec(d, &a, "HGET", kind);
+    wx_rc_arg_str(&a, name);
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    if (r->type == REDIS_REPLY_NIL) {
+        rc = WX_ERR_NOTFOUND;
+    } else if (r->type != REDIS_REPLY_STRING) {
+        rc = WX_ERR_STORE;
+    } else if (r->len > outsz) {
+        rc = WX_ERR_LIMIT;
+    } else {
+        if (r->len)
+            memcpy(out, r->str, r->len);
+        *len = r->len;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Orders slots of HGETALL's array (each a name, its value next) by name. */
+static int cmp_field(const void *x, const void *y)
+{
+    const redisReply *a = **(redisReply **const *)x, *b = **(redisReply **const *)y;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = n ? memcmp(a->str, b->str, n) : 0;
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* HGETALL's flat [name, value, ...], sorted by name (SQLite's ORDER BY name). */
+int wx_rd_rec_list(struct wx_store *s, const char *kind, wx_rec_cb cb, void *ud)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    redisReply *r;
+    if (!wx_store_rec_ok(kind, "x", 0))
+        return WX_OK;
+    a_rec(d, &a, "HGETALL", kind);
+    int rc = wx_rc_call(&d->conn, &a, &r);
+    if (rc)
+        return rc;
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements / 2 : 0;
+    redisReply ***slot = n ? malloc(n * sizeof *slot) : NULL;
+    rc = r->type != REDIS_REPLY_ARRAY ? WX_ERR_STORE : n && !slot ? WX_ERR_NOMEM : WX_OK;
+    for (size_t i = 0; rc == WX_OK && i < n; i++) {
+        slot[i] = &r->element[2 * i];
+        if (slot[i][0]->type != REDIS_REPLY_STRING || slot[i][1]->type != REDIS_REPLY_STRING)
+            rc = WX_ERR_STORE;
+    }
+    if (rc == WX_OK && n)
+        qsort(slot, n, sizeof *slot, cmp_field);
+    for (size_t i = 0; rc == WX_OK && i < n; i++) {
+        char name[WX_REC_MAX_NAME + 1];
+        wx_rc_reply_text(slot[i][0], name, sizeof name);
+        cb(ud, name, slot[i][1]->str, slot[i][1]->len);
+    }
+    free(slot);
+    freeReplyObject(r);
+    return rc;
+}
+
+int wx_rd_rec_delete(struct wx_store *s, const char *kind, const char *name)
+{
+    struct rd *d = RD(s);
+    struct wx_rc_args a;
+    int64_t gone = 0;
+    if (!wx_store_rec_ok(kind, name, 0))
+        return WX_ERR_NOTFOUND;
+    a_rec(d, &a, "HDEL", kind);
+    wx_rc_arg_str(&a, name);
+    int rc = wx_rc_call_int(&d->conn, &a, &gone);
+    return rc ? rc : gone ? WX_OK : WX_ERR_NOTFOUND;
+}

@@ -45,6 +45,11 @@ enum {
     Q_KV_GET,
     Q_CONSENT_SET,
     Q_CONSENT_GET,
+    Q_REC_INS,
+    Q_REC_PUT,
+    Q_REC_GET,
+    Q_REC_LIST,
+    Q_REC_DEL,
     Q_BEGIN,
     Q_BEGIN_IMM,
     Q_COMMIT,
@@ -102,6 +107,11 @@ static const char *const sql[Q_COUNT] = {
     [Q_CONSENT_SET] = "INSERT INTO consents(user_id,app_id,at) VALUES(?1,?2,?3) "
                       "ON CONFLICT(user_id,app_id) DO UPDATE SET at=excluded.at",
     [Q_CONSENT_GET] = "SELECT at FROM consents WHERE user_id=?1 AND app_id=?2",
+    [Q_REC_INS] = "INSERT INTO records(kind,name,v) VALUES(?1,?2,?3)",
+    [Q_REC_PUT] = "INSERT OR REPLACE INTO records(kind,name,v) VALUES(?1,?2,?3)",
+    [Q_REC_GET] = "SELECT v FROM records WHERE kind=?1 AND name=?2",
+    [Q_REC_LIST] = "SELECT name,v FROM records WHERE kind=?1 ORDER BY name",
+    [Q_REC_DEL] = "DELETE FROM records WHERE kind=?1 AND name=?2",
     /* transaction control, prepared once: sqlite3_exec would parse it on every request */
     [Q_BEGIN] = "BEGIN",
     [Q_BEGIN_IMM] = "BEGIN IMMEDIATE",
@@ -139,7 +149,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS nonces(nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB NOT NULL, expires INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS consents(user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,"
-    " at INTEGER NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;";
+    " at INTEGER NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS records(kind TEXT NOT NULL, name TEXT NOT NULL, v BLOB NOT NULL,"
+    " PRIMARY KEY(kind, name)) WITHOUT ROWID;";
 
 /*
  * Apps read inside one transaction are remembered until it ends (or the connection writes an
@@ -852,6 +864,73 @@ static int sq_kv_put(struct wx_store *s, const unsigned char key[16], const void
     return run(q);
 }
 
+static sqlite3_stmt *rec_stmt(struct wx_store *s, int q, const char *kind, const char *name)
+{
+    sqlite3_stmt *st = stmt(s, q);
+    if (st) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        if (name)
+            sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    }
+    return st;
+}
+
+static int sq_rec_put(struct wx_store *s, const char *kind, const char *name, const void *value,
+                      size_t len, int create)
+{
+    if (!wx_store_rec_ok(kind, name, len))
+        return WX_ERR_LIMIT;
+    sqlite3_stmt *q = rec_stmt(s, create ? Q_REC_INS : Q_REC_PUT, kind, name);
+    if (!q)
+        return WX_ERR_STORE;
+    sqlite3_bind_blob(q, 3, len ? value : "", (int)len, SQLITE_STATIC);
+    return run(q);
+}
+
+static int sq_rec_get(struct wx_store *s, const char *kind, const char *name, void *out,
+                      size_t outsz, size_t *len)
+{
+    if (!wx_store_rec_ok(kind, name, 0))
+        return WX_ERR_NOTFOUND;
+    sqlite3_stmt *q = rec_stmt(s, Q_REC_GET, kind, name);
+    int rc = row(q);
+    if (rc != WX_OK)
+        return rc;
+    size_t n = (size_t)sqlite3_column_bytes(q, 0);
+    if (n > outsz) {
+        rc = WX_ERR_LIMIT;
+    } else {
+        if (n)
+            memcpy(out, sqlite3_column_blob(q, 0), n);
+        *len = n;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+static int sq_rec_list(struct wx_store *s, const char *kind, wx_rec_cb cb, void *ud)
+{
+    sqlite3_stmt *q = rec_stmt(s, Q_REC_LIST, kind, NULL);
+    if (!q)
+        return WX_ERR_STORE;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        cb(ud, (const char *)sqlite3_column_text(q, 0), sqlite3_column_blob(q, 1),
+           (size_t)sqlite3_column_bytes(q, 1));
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? WX_OK : WX_ERR_STORE;
+}
+
+static int sq_rec_delete(struct wx_store *s, const char *kind, const char *name)
+{
+    if (!wx_store_rec_ok(kind, name, 0))
+        return WX_ERR_NOTFOUND;
+    int rc = run(rec_stmt(s, Q_REC_DEL, kind, name));
+    if (rc == WX_OK && sqlite3_changes(SQ(s)->db) == 0)
+        rc = WX_ERR_NOTFOUND;
+    return rc;
+}
+
 static int sq_kv_get(struct wx_store *s, const unsigned char key[16], int64_t now, void *out,
                      size_t outsz, size_t *len)
 {
@@ -951,6 +1030,10 @@ static const struct wx_store_ops sqlite_ops = {
     .nonce_use = sq_nonce_use,
     .kv_put = sq_kv_put,
     .kv_get = sq_kv_get,
+    .rec_put = sq_rec_put,
+    .rec_get = sq_rec_get,
+    .rec_list = sq_rec_list,
+    .rec_delete = sq_rec_delete,
     .consent_set = sq_consent_set,
     .consent_get = sq_consent_get,
     .purge = sq_purge,

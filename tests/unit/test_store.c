@@ -511,6 +511,80 @@ static int ascending(const struct seen *v)
     return 1;
 }
 
+struct rec_seen {
+    char names[8][WX_REC_MAX_NAME + 1];
+    char values[8][32];
+    int n;
+};
+
+static void rec_collect(void *ud, const char *name, const void *value, size_t len)
+{
+    struct rec_seen *r = ud;
+    if (r->n < 8) {
+        snprintf(r->names[r->n], sizeof r->names[0], "%s", name);
+        snprintf(r->values[r->n], sizeof r->values[0], "%.*s", (int)len, (const char *)value);
+    }
+    r->n++;
+}
+
+/* Named records: create-only puts, replaces, name order, kinds apart, the named limits. */
+static void test_records(void **state)
+{
+    struct wx_store *s = *state;
+    char out[64], name[WX_REC_MAX_NAME + 2];
+    size_t n = 0;
+    assert_int_equal(s->ops->rec_get(s, "oidc_client", "b", out, sizeof out, &n), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->rec_put(s, "oidc_client", "b", "two", 3, 1), WX_OK);
+    assert_int_equal(s->ops->rec_put(s, "oidc_client", "b", "again", 5, 1), WX_ERR_CONFLICT);
+    assert_int_equal(s->ops->rec_put(s, "oidc_client", "a", "one", 3, 1), WX_OK);
+    assert_int_equal(s->ops->rec_put(s, "oidc_client", "c", "a\0b", 3, 0), WX_OK);
+    assert_int_equal(s->ops->rec_put(s, "oidc_key", "a", "key", 3, 1), WX_OK);
+    assert_int_equal(s->ops->rec_get(s, "oidc_client", "b", out, sizeof out, &n), WX_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "two", 3);
+    assert_int_equal(s->ops->rec_get(s, "oidc_client", "c", out, sizeof out, &n), WX_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "a\0b", 3); /* binary-safe */
+    assert_int_equal(s->ops->rec_get(s, "oidc_client", "b", out, 2, &n), WX_ERR_LIMIT);
+    /* A put without create replaces. */
+    assert_int_equal(s->ops->rec_put(s, "oidc_client", "b", "TWO", 3, 0), WX_OK);
+    struct rec_seen seen = {0};
+    assert_int_equal(s->ops->rec_list(s, "oidc_client", rec_collect, &seen), WX_OK);
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.names[0], "a");
+    assert_string_equal(seen.names[1], "b");
+    assert_string_equal(seen.values[1], "TWO");
+    assert_string_equal(seen.names[2], "c");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(s->ops->rec_list(s, "oidc_key", rec_collect, &seen), WX_OK);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.values[0], "key");
+    assert_int_equal(s->ops->rec_delete(s, "oidc_client", "b"), WX_OK);
+    assert_int_equal(s->ops->rec_delete(s, "oidc_client", "b"), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->rec_get(s, "oidc_client", "b", out, sizeof out, &n), WX_ERR_NOTFOUND);
+    assert_int_equal(s->ops->rec_get(s, "oidc_key", "a", out, sizeof out, &n), WX_OK);
+    /* The limits: a name of WX_REC_MAX_NAME bytes fits, one more does not; so for values. */
+    memset(name, 'n', sizeof name - 1);
+    name[WX_REC_MAX_NAME] = '\0';
+    assert_int_equal(s->ops->rec_put(s, "oidc_client", name, "x", 1, 1), WX_OK);
+    assert_int_equal(s->ops->rec_get(s, "oidc_client", name, out, sizeof out, &n), WX_OK);
+    name[WX_REC_MAX_NAME] = 'n';
+    name[WX_REC_MAX_NAME + 1] = '\0';
+    assert_int_equal(s->ops->rec_put(s, "oidc_client", name, "x", 1, 1), WX_ERR_LIMIT);
+    assert_int_equal(s->ops->rec_put(s, "Bad-Kind", "x", "x", 1, 1), WX_ERR_LIMIT);
+    char *big = calloc(1, WX_REC_MAX_VALUE + 1), *back = malloc(WX_REC_MAX_VALUE);
+    assert_non_null(big);
+    assert_non_null(back);
+    memset(big, 'v', WX_REC_MAX_VALUE + 1);
+    assert_int_equal(s->ops->rec_put(s, "oidc_key", "big", big, WX_REC_MAX_VALUE, 0), WX_OK);
+    assert_int_equal(s->ops->rec_get(s, "oidc_key", "big", back, WX_REC_MAX_VALUE, &n), WX_OK);
+    assert_int_equal(n, WX_REC_MAX_VALUE);
+    assert_int_equal(s->ops->rec_put(s, "oidc_key", "big", big, WX_REC_MAX_VALUE + 1, 0),
+                     WX_ERR_LIMIT);
+    free(big);
+    free(back);
+}
+
 static void test_users_follows_consents(void **state)
 {
     struct wx_store *s = *state;
@@ -1326,6 +1400,7 @@ int main(void)
         cmocka_unit_test(test_code_redeemed_once),
         cmocka_unit_test(test_nonce_once),
         cmocka_unit_test(test_kv),
+        cmocka_unit_test(test_records),
         cmocka_unit_test(test_users_follows_consents),
         cmocka_unit_test(test_app_list_update),
         cmocka_unit_test(test_replay_revokes_access_tokens),
