@@ -7,7 +7,7 @@
 
 #include <wxauth/base.h>
 
-#define WX_SEAL_MAX_PLAIN 1536
+#define WX_SEAL_MAX_PLAIN 4096 /* an RSA-2048 private JWK (the OIDC signing keys) is ~1.7 KB */
 
 /* Appends the sealed form of plain (bound to the associated-data label ad) to out. */
 int wx_seal(const unsigned char key[32], const char *ad, const void *plain, size_t len,

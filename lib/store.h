@@ -207,8 +207,8 @@ struct wx_store_ops {
      */
     int (*rec_put)(struct wx_store *s, const char *kind, const char *name, const void *value,
                    size_t len, int create);
-    int (*rec_get)(struct wx_store *s, const char *kind, const char *name, void *out,
-                   size_t outsz, size_t *len);
+    int (*rec_get)(struct wx_store *s, const char *kind, const char *name, void *out, size_t outsz,
+                   size_t *len);
     int (*rec_list)(struct wx_store *s, const char *kind, wx_rec_cb cb, void *ud);
     int (*rec_delete)(struct wx_store *s, const char *kind, const char *name);
 

@@ -661,8 +661,8 @@ int wx_rd_rec_put(struct wx_store *s, const char *kind, const char *name, const 
     return rc ? rc : create && !added ? WX_ERR_CONFLICT : WX_OK;
 }
 
-int wx_rd_rec_get(struct wx_store *s, const char *kind, const char *name, void *out,
-                  size_t outsz, size_t *len)
+int wx_rd_rec_get(struct wx_store *s, const char *kind, const char *name, void *out, size_t outsz,
+                  size_t *len)
 {
     struct rd *d = RD(s);
     struct wx_rc_args a;
@@ -692,7 +692,7 @@ int wx_rd_rec_get(struct wx_store *s, const char *kind, const char *name, void *
 /* Orders slots of HGETALL's array (each a name, its value next) by name. */
 static int cmp_field(const void *x, const void *y)
 {
-    const redisReply *a = **(redisReply **const *)x, *b = **(redisReply **const *)y;
+    const redisReply *a = **(redisReply * *const *)x, *b = **(redisReply * *const *)y;
     size_t n = a->len < b->len ? a->len : b->len;
     int c = n ? memcmp(a->str, b->str, n) : 0;
     return c ? c : (a->len > b->len) - (a->len < b->len);
