@@ -141,8 +141,8 @@ int wx_rd_basic_insert(struct wx_store *s, struct wx_basic *b, int64_t now, int6
 int wx_rd_basic_get(struct wx_store *s, int64_t id, struct wx_basic *b);
 int wx_rd_rec_put(struct wx_store *s, const char *kind, const char *name, const void *value,
                   size_t len, int create);
-int wx_rd_rec_get(struct wx_store *s, const char *kind, const char *name, void *out,
-                  size_t outsz, size_t *len);
+int wx_rd_rec_get(struct wx_store *s, const char *kind, const char *name, void *out, size_t outsz,
+                  size_t *len);
 int wx_rd_rec_list(struct wx_store *s, const char *kind, wx_rec_cb cb, void *ud);
 int wx_rd_rec_delete(struct wx_store *s, const char *kind, const char *name);
 
