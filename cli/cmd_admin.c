@@ -96,10 +96,10 @@ static int parse(int argc, char **argv, struct opts *o)
  * provider may keep reading an older snapshot (WX_SNAPSHOT_NS), so that when the command returns
  * the change is in force everywhere.
  */
-static void close_db(struct wx_store *s, const char *sub, int rc)
+void wx_cli_close_store(struct wx_store *s, int changed)
 {
     s->ops->close(s);
-    if (rc == 0 && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0) {
+    if (changed) {
         struct timespec ts = {0, 2 * WX_SNAPSHOT_NS};
         nanosleep(&ts, NULL);
     }
@@ -113,16 +113,16 @@ static void log_stderr(void *ud, enum wx_log_level level, const char *line)
     fprintf(stderr, "wxauth: %s\n", line);
 }
 
-static int open_db(const struct opts *o, struct wx_store **s, struct wx_keys *k)
+int wx_cli_open_store(const char *db, struct wx_store **s, struct wx_keys *k)
 {
     static const struct wx_log store_log = {log_stderr, NULL, WX_LOG_ERROR};
     char err[512] = "";
     wx_store_set_log(&store_log);
-    if (!o->db) {
+    if (!db) {
         fprintf(stderr, "wxauth: which database? give --db FILE (or WXAUTH_DB)\n");
         return 2;
     }
-    if (wx_init() || wx_store_open(s, o->db, err, sizeof err)) {
+    if (wx_init() || wx_store_open(s, db, err, sizeof err)) {
         fprintf(stderr, "wxauth: %s\n", err[0] ? err : "initialisation failed");
         return 1;
     }
@@ -134,7 +134,7 @@ static int open_db(const struct opts *o, struct wx_store **s, struct wx_keys *k)
     return 0;
 }
 
-static void print_json(json_t *j)
+void wx_cli_print_json(json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2));
     if (s)
@@ -222,7 +222,7 @@ static int cmd_app_add(const struct opts *o, struct wx_store *s, const struct wx
         return rc == WX_ERR_INVALID ? 2 : 1;
     }
     if (o->json)
-        print_json(wx_op_app_json(&app, secret));
+        wx_cli_print_json(wx_op_app_json(&app, secret));
     else
         print_app(&app, secret);
     sodium_memzero(secret, sizeof secret);
@@ -269,7 +269,7 @@ static int cmd_app_set(const struct opts *o, struct wx_store *s, struct wx_app *
     if (s->ops->app_update(s, app))
         return 1;
     if (o->json)
-        print_json(wx_op_app_json(app, NULL));
+        wx_cli_print_json(wx_op_app_json(app, NULL));
     else
         print_app(app, NULL);
     return 0;
@@ -307,7 +307,7 @@ int wx_cmd_app(int argc, char **argv)
         fprintf(stderr, "wxauth app: unknown subcommand '%s'\n\n%s", sub, app_help);
         return 2;
     }
-    if ((rc = open_db(&o, &s, &k)))
+    if ((rc = wx_cli_open_store(o.db, &s, &k)))
         return rc;
     if (!strcmp(sub, "add")) {
         rc = cmd_app_add(&o, s, &k);
@@ -315,13 +315,13 @@ int wx_cmd_app(int argc, char **argv)
         json_t *arr = o.json ? json_array() : NULL;
         rc = s->ops->app_list(s, list_app, arr) ? 1 : 0;
         if (arr)
-            print_json(arr);
+            wx_cli_print_json(arr);
     } else if (!(rc = find_app(s, &o, &app))) {
         if (!strcmp(sub, "set")) {
             rc = cmd_app_set(&o, s, &app);
         } else if (!strcmp(sub, "show")) {
             if (o.json)
-                print_json(wx_op_app_json(&app, NULL));
+                wx_cli_print_json(wx_op_app_json(&app, NULL));
             else
                 print_app(&app, NULL);
         } else if (!strcmp(sub, "rm")) {
@@ -332,7 +332,7 @@ int wx_cmd_app(int argc, char **argv)
             rc = 1;
         } else {
             if (o.json)
-                print_json(wx_op_app_json(&app, secret));
+                wx_cli_print_json(wx_op_app_json(&app, secret));
             else
                 print_app(&app, secret);
             sodium_memzero(secret, sizeof secret);
@@ -341,7 +341,7 @@ int wx_cmd_app(int argc, char **argv)
     if (rc == 1)
         fprintf(stderr, "wxauth app %s: the database failed\n", sub);
     sodium_memzero(&k, sizeof k);
-    close_db(s, sub, rc);
+    wx_cli_close_store(s, rc == 0 && strcmp(sub, "list") && strcmp(sub, "show"));
     return rc;
 }
 
@@ -403,7 +403,7 @@ int wx_cmd_user(int argc, char **argv)
         fprintf(stderr, "wxauth user: unknown subcommand '%s'\n\n%s", sub, user_help);
         return 2;
     }
-    if ((rc = open_db(&o, &s, &k)))
+    if ((rc = wx_cli_open_store(o.db, &s, &k)))
         return rc;
     sodium_memzero(&k, sizeof k);
     if (!strcmp(sub, "add")) {
@@ -412,7 +412,7 @@ int wx_cmd_user(int argc, char **argv)
         if (rc)
             fprintf(stderr, "wxauth user add: %s\n", err);
         else if (o.json)
-            print_json(wx_op_user_json(&u));
+            wx_cli_print_json(wx_op_user_json(&u));
         else
             printf("%lld\n", (long long)u.id);
         rc = rc == WX_ERR_INVALID ? 2 : rc ? 1 : 0;
@@ -420,7 +420,7 @@ int wx_cmd_user(int argc, char **argv)
         json_t *arr = o.json ? json_array() : NULL;
         rc = s->ops->user_list(s, list_user, arr) ? 1 : 0;
         if (arr)
-            print_json(arr);
+            wx_cli_print_json(arr);
     } else if (!strcmp(sub, "follow")) {
         rc = cmd_user_follow(&o, s);
     } else {
@@ -436,6 +436,6 @@ int wx_cmd_user(int argc, char **argv)
                 fprintf(stderr, "wxauth user snapshot: no user %s\n", o.pos[0]);
         }
     }
-    close_db(s, sub, rc);
+    wx_cli_close_store(s, rc == 0 && strcmp(sub, "list") && strcmp(sub, "show"));
     return rc;
 }

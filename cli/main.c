@@ -22,6 +22,8 @@ static void usage(FILE *f)
             "                  manage the Official Accounts (apps) in a provider database\n"
             "  user add|list|follow|snapshot\n"
             "                  manage the provider's test users\n"
+            "  oidc client add|list|show|rm|reset-secret, oidc key list|rotate\n"
+            "                  the clients and keys of the gate's OpenID Connect provider\n"
             "  url             print an authorize URL (canonical order, encoded once)\n"
             "  exchange CODE   trade a code for the web access_token and openid\n"
             "  refresh TOKEN   refresh a web access_token\n"
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
         return wx_cmd_app(argc - 1, argv + 1);
     if (!strcmp(cmd, "user"))
         return wx_cmd_user(argc - 1, argv + 1);
+    if (!strcmp(cmd, "oidc"))
+        return wx_cmd_oidc(argc - 1, argv + 1);
     static const char *const client_cmds[] = {"url",   "exchange", "refresh",    "userinfo",
                                               "check", "explain",  "basic-token"};
     for (size_t i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++)
