@@ -180,8 +180,8 @@ static int client_of(const struct oopts *o, struct wx_oidc_client *c)
         fprintf(stderr, "wxauth oidc: --subject: openid or unionid\n");
         return 2;
     }
-    c->subject = o->subject && !strcmp(o->subject, "unionid") ? WX_OIDC_SUB_UNIONID
-                                                               : WX_OIDC_SUB_OPENID;
+    c->subject =
+        o->subject && !strcmp(o->subject, "unionid") ? WX_OIDC_SUB_UNIONID : WX_OIDC_SUB_OPENID;
     c->alg = o->alg ? wx_oidc_alg_of(o->alg) : WX_OIDC_RS256;
     if (c->alg < 0) {
         fprintf(stderr, "wxauth oidc: --alg: RS256 or ES256\n");
@@ -309,8 +309,8 @@ int wx_cmd_oidc(int argc, char **argv)
     int client = !strcmp(what, "client"), key = !strcmp(what, "key");
     int known = client ? !strcmp(sub, "add") || !strcmp(sub, "list") || !strcmp(sub, "show") ||
                              !strcmp(sub, "rm") || !strcmp(sub, "reset-secret")
-                : key  ? !strcmp(sub, "list") || !strcmp(sub, "rotate")
-                       : 0;
+                : key ? !strcmp(sub, "list") || !strcmp(sub, "rotate")
+                      : 0;
     if (!known) {
         fprintf(stderr, "wxauth oidc: unknown command '%s %s'\n\n%s", what, sub, help);
         return 2;

@@ -86,6 +86,16 @@ static const struct wx_cfg_directive directives[] = {
     {"desktop", WX_CFG_STR, "qr", 0, 0,
      "browsers outside WeChat: qr (a page with a QR code to scan with WeChat) or pass (let "
      "them through, e.g. to a wxauth provider in sandbox mode)"},
+    {"oidc", WX_CFG_BOOL, "false", 0, 0,
+     "also be an OpenID Connect provider whose one way to sign in is WeChat: issuer "
+     "public-url + prefix, clients from `wxauth oidc client add` (docs/oidc.md)"},
+    {"oidc-token-ttl", WX_CFG_INT, "600", 60, 86400,
+     "lifetime of OIDC access tokens and ID tokens, seconds"},
+    {"oidc-refresh-ttl", WX_CFG_INT, "2592000", 0, 31536000,
+     "lifetime of a grant's refresh tokens (offline_access), seconds, from the login (0: none)"},
+    {"oidc-key-rotate", WX_CFG_INT, "7776000", 3600, 315360000,
+     "a new signing key after this many seconds; the old one stays published until its "
+     "tokens have expired"},
     {"log-level", WX_CFG_STR, "info", 0, 0, "error, warn, info or debug"},
     {"help", WX_CFG_BOOL, "false", 0, 0, "show this help"},
 };
@@ -124,9 +134,8 @@ static void offload_run(void *arg)
     free(o);
 }
 
-/* Suspends req and has a worker answer it with fn; 503 when every worker is taken. */
-static void offload(struct gate *g, struct wx_http_req *req,
-                    void (*fn)(struct gate *g, struct wx_http_req *req))
+void wx_g_offload(struct gate *g, struct wx_http_req *req,
+                  void (*fn)(struct gate *g, struct wx_http_req *req))
 {
     struct offload *o = malloc(sizeof(*o));
     if (o) {
@@ -183,7 +192,7 @@ static void auth_answer(struct gate *g, struct wx_http_req *req, int may_block)
     if (s.scope != SCOPE_BASE && g->profile_ttl && s.refresh[0] && s.profile_until <= now) {
         if (!may_block) {
             sodium_memzero(&s, sizeof s);
-            offload(g, req, auth_blocking);
+            wx_g_offload(g, req, auth_blocking);
             return;
         }
         renew |= wx_g_refresh_profile(g, &s);
@@ -290,7 +299,7 @@ static void callback_blocking(struct gate *g, struct wx_http_req *req);
 
 static void route_callback(struct gate *g, struct wx_http_req *req)
 {
-    offload(g, req, callback_blocking);
+    wx_g_offload(g, req, callback_blocking);
 }
 
 static void callback_blocking(struct gate *g, struct wx_http_req *req)
@@ -317,6 +326,12 @@ static void callback_blocking(struct gate *g, struct wx_http_req *req)
         return;
     }
     const char *back = cb.state.return_path[0] ? cb.state.return_path : "/";
+    char oidc_back[WX_STATE_MAX_PATH + 16];
+    if (cb.kind == WX_CALLBACK_DENIED &&
+        wx_g_oidc_denied_return(g, back, oidc_back, sizeof oidc_back)) {
+        wx_http_redirect(req, 303, oidc_back); /* the client learns it: error=access_denied */
+        return;
+    }
     if (cb.kind == WX_CALLBACK_DENIED) {
         wx_g_page(
             g, req, 200, "你拒绝了授权",
@@ -440,6 +455,8 @@ static void handle(struct wx_http_req *req, void *ud)
         wx_http_text(req, 404, "not found\n");
         return;
     }
+    if (wx_g_oidc_handle(g, req, rest))
+        return;
     static const struct {
         const char *path, *label;
         void (*fn)(struct gate *, struct wx_http_req *);
@@ -657,6 +674,13 @@ static int setup(struct gate *g, char *err, size_t errsz)
         rc = setup_site(g, pub, err, errsz);
     if (rc == WX_OK)
         rc = setup_backends(g, appid, secret, err, errsz);
+    const char *db = wx_cfg_str(&g->cfg, "store");
+    if (!db || !*db)
+        db = wx_cfg_str(&g->cfg, "db");
+    if (rc == WX_OK && wx_cfg_bool(&g->cfg, "oidc"))
+        rc = wx_g_oidc_setup(g, wx_cfg_int(&g->cfg, "oidc-token-ttl"),
+                             wx_cfg_int(&g->cfg, "oidc-refresh-ttl"),
+                             wx_cfg_int(&g->cfg, "oidc-key-rotate"), !db || !*db, err, errsz);
     return rc;
 }
 
@@ -723,6 +747,8 @@ int wx_gate_main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     printf("wxauth gate listening on http://%s:%d (public %s%s)\n", host, wx_http_port(http),
            g->public_url, g->prefix);
+    if (g->oidc)
+        printf("OpenID Connect issuer %s%s\n", g->public_url, g->prefix);
     fflush(stdout);
     for (int tick = 1; !stop_flag; tick++) {
         usleep(100000);
@@ -731,12 +757,14 @@ int wx_gate_main(int argc, char **argv)
             pthread_mutex_lock(&g->mu);
             g->store->ops->purge(g->store, wx_g_now_s(), 10000, &deleted);
             pthread_mutex_unlock(&g->mu);
+            wx_g_oidc_tick(g);
         }
     }
     rc = 0;
 done:
     wx_pool_stop(g->pool); /* answers what the workers hold while the loop still runs */
     wx_http_stop(http);
+    wx_g_oidc_free(g);
     wx_client_free(g->oa.client);
     wx_client_free(g->web.client);
     if (g->store)

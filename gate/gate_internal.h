@@ -77,8 +77,29 @@ struct gate {
     pthread_mutex_t mu;
     struct wx_store *store;
     struct wx_store *loop_store;
-    struct wx_pool *pool; /* workers for calls to WeChat */
+    struct wx_pool *pool;   /* workers for calls to WeChat */
+    struct gate_oidc *oidc; /* the OpenID Connect provider (--oidc), else NULL */
 };
+
+/* ---- gate.c ---- */
+
+/* Suspends req and has a worker answer it with fn; 503 when every worker is taken. */
+void wx_g_offload(struct gate *g, struct wx_http_req *req,
+                  void (*fn)(struct gate *g, struct wx_http_req *req));
+
+/* ---- oidc.c ---- */
+
+/* Starts the provider: keys made or read (memory_store: refused, clients live in a store). */
+int wx_g_oidc_setup(struct gate *g, int64_t token_ttl, int64_t refresh_ttl, int64_t rotate,
+                    int memory_store, char *err, size_t errsz);
+void wx_g_oidc_free(struct gate *g);
+/* Key upkeep, once a minute (rotation, removal, other nodes' new keys). */
+void wx_g_oidc_tick(struct gate *g);
+/* Answers req when rest (the path after the prefix) is an OIDC endpoint: 1, else 0. */
+int wx_g_oidc_handle(struct gate *g, struct wx_http_req *req, struct wx_slice rest);
+/* When back is an OIDC request waiting for its login, the path that tells it the user refused
+ * (into out): 1, else 0. */
+int wx_g_oidc_denied_return(const struct gate *g, const char *back, char *out, size_t outsz);
 
 /* ---- session.c ---- */
 
@@ -92,6 +113,17 @@ const char *wx_g_scope_str(int scope);
 
 /* The app whose openid the session holds. */
 const struct app_client *wx_g_session_client(const struct gate *g, const struct session *s);
+
+/* The store this thread may use now (the loop's on a fiber, else the locked one), and back. */
+struct wx_store *wx_g_store_take(struct gate *g);
+void wx_g_store_give(struct gate *g, struct wx_store *s);
+/* 16-byte store key for (kind, id): a hash, so the store never holds a session id or a code. */
+void wx_g_kv_key(char kind, const void *id, size_t len, unsigned char out[16]);
+/* kv_put of the string v; kv_get into out (NUL-terminated): WX_OK, WX_ERR_NOTFOUND or an
+ * error; a claim: WX_OK for the first claimant of key, WX_ERR_CONFLICT for everyone after. */
+int wx_g_kv_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until);
+int wx_g_kv_get(struct gate *g, const unsigned char key[16], char *out, size_t outsz);
+int wx_g_kv_claim(struct gate *g, const unsigned char key[16], int64_t until);
 
 /* Pings the store this thread may use: WX_OK when it answers. */
 int wx_g_store_ping(struct gate *g);
@@ -121,6 +153,11 @@ void wx_g_login_remember(struct gate *g, const struct wx_state *st, const char *
  * "continue with snsapi_base" one. */
 void wx_g_page(struct gate *g, struct wx_http_req *req, int status, const char *title,
                const char *text, const char *rd, int offer_base);
+
+/* Answers req (200) with a page whose body ends with form, HTML the caller built and escaped
+ * (500 when form is NULL). */
+void wx_g_form_page(struct gate *g, struct wx_http_req *req, const char *title, const char *text,
+                    const char *form);
 
 /* Answers req with the QR code page for base + rd, to open in WeChat. */
 void wx_g_desktop_page(struct gate *g, struct wx_http_req *req, const char *base, const char *rd);

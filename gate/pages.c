@@ -15,8 +15,8 @@
 #include "http.h"
 #include "qr.h"
 
-void wx_g_page(struct gate *g, struct wx_http_req *req, int status, const char *title,
-               const char *text, const char *rd, int offer_base)
+/* The page's head, title and text into req's answer. */
+static void page_open(struct wx_http_req *req, int status, const char *title, const char *text)
 {
     struct wx_buf *b = &req->out;
     wx_buf_reset(b);
@@ -29,6 +29,13 @@ void wx_g_page(struct gate *g, struct wx_http_req *req, int status, const char *
     wx_buf_puts(b, "</h1><p>");
     wx_html_escape(b, text);
     wx_buf_puts(b, "</p>");
+}
+
+void wx_g_page(struct gate *g, struct wx_http_req *req, int status, const char *title,
+               const char *text, const char *rd, int offer_base)
+{
+    struct wx_buf *b = &req->out;
+    page_open(req, status, title, text);
     if (rd) {
         struct wx_buf enc;
         wx_buf_init(&enc, 1024);
@@ -45,6 +52,15 @@ void wx_g_page(struct gate *g, struct wx_http_req *req, int status, const char *
         wx_buf_free(&enc);
     }
     wx_buf_puts(b, "</body></html>");
+}
+
+void wx_g_form_page(struct gate *g, struct wx_http_req *req, const char *title, const char *text,
+                    const char *form)
+{
+    page_open(req, form ? 200 : 500, title, form ? text : "The page could not be built.");
+    if (form)
+        wx_buf_puts(&req->out, form);
+    wx_buf_puts(&req->out, "</body></html>");
 }
 
 /* rd only ever leads back to this site: a relative path, else "/". */

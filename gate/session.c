@@ -59,7 +59,7 @@ const struct app_client *wx_g_session_client(const struct gate *g, const struct 
  * Not keyed with cookie-secret on purpose: keys must stay the same across key rotation and on
  * every gate sharing a store; the ids hashed are random 128-bit values or single-use codes.
  */
-static void kv_key(char kind, const void *id, size_t len, unsigned char out[16])
+void wx_g_kv_key(char kind, const void *id, size_t len, unsigned char out[16])
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, (const unsigned char *)"wxauth-gate-kv-1", 16, 16);
@@ -69,7 +69,7 @@ static void kv_key(char kind, const void *id, size_t len, unsigned char out[16])
 }
 
 /* The store this thread may use now: the loop's on a fiber, else the locked one. */
-static struct wx_store *store_take(struct gate *g)
+struct wx_store *wx_g_store_take(struct gate *g)
 {
     if (g->loop_store && wx_fiber_self())
         return g->loop_store;
@@ -77,7 +77,7 @@ static struct wx_store *store_take(struct gate *g)
     return g->store;
 }
 
-static void store_give(struct gate *g, struct wx_store *s)
+void wx_g_store_give(struct gate *g, struct wx_store *s)
 {
     if (s != g->loop_store)
         pthread_mutex_unlock(&g->mu);
@@ -85,44 +85,44 @@ static void store_give(struct gate *g, struct wx_store *s)
 
 int wx_g_store_ping(struct gate *g)
 {
-    struct wx_store *s = store_take(g);
+    struct wx_store *s = wx_g_store_take(g);
     int rc = s->ops->ping(s);
-    store_give(g, s);
+    wx_g_store_give(g, s);
     return rc;
 }
 
-static int store_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until)
+int wx_g_kv_put(struct gate *g, const unsigned char key[16], const char *v, int64_t until)
 {
-    struct wx_store *s = store_take(g);
+    struct wx_store *s = wx_g_store_take(g);
     int rc = s->ops->kv_put(s, key, v, strlen(v), until);
-    store_give(g, s);
+    wx_g_store_give(g, s);
     return rc;
 }
 
 int wx_g_sign_out(struct gate *g, const struct session *s)
 {
     unsigned char key[16];
-    kv_key('r', s->sid, sizeof s->sid, key);
-    return store_put(g, key, "1", s->expires); /* until the cookie would have expired anyway */
+    wx_g_kv_key('r', s->sid, sizeof s->sid, key);
+    return wx_g_kv_put(g, key, "1", s->expires); /* until the cookie would have expired anyway */
 }
 
 /* WX_OK with the value in out (NUL-terminated), WX_ERR_NOTFOUND, or a store error. */
-static int store_get(struct gate *g, const unsigned char key[16], char *out, size_t outsz)
+int wx_g_kv_get(struct gate *g, const unsigned char key[16], char *out, size_t outsz)
 {
     size_t n = 0;
-    struct wx_store *s = store_take(g);
+    struct wx_store *s = wx_g_store_take(g);
     int rc = s->ops->kv_get(s, key, wx_g_now_s(), out, outsz - 1, &n);
-    store_give(g, s);
+    wx_g_store_give(g, s);
     out[rc == WX_OK ? n : 0] = '\0';
     return rc;
 }
 
 /* WX_OK for the first claimant of key, WX_ERR_CONFLICT for everyone after. */
-static int store_claim(struct gate *g, const unsigned char key[16], int64_t until)
+int wx_g_kv_claim(struct gate *g, const unsigned char key[16], int64_t until)
 {
-    struct wx_store *s = store_take(g);
+    struct wx_store *s = wx_g_store_take(g);
     int rc = s->ops->nonce_use(s, key, until);
-    store_give(g, s);
+    wx_g_store_give(g, s);
     return rc;
 }
 
@@ -226,8 +226,8 @@ int wx_g_session_get(struct gate *g, struct wx_http_req *req, struct session *s)
         (g->session_idle && s->seen_ms + g->session_idle * 1000 <= wx_g_now_ms()))
         return SESSION_NONE;
     unsigned char key[16];
-    kv_key('r', s->sid, sizeof s->sid, key);
-    int rc = store_get(g, key, mark, sizeof mark);
+    wx_g_kv_key('r', s->sid, sizeof s->sid, key);
+    int rc = wx_g_kv_get(g, key, mark, sizeof mark);
     if (rc == WX_ERR_NOTFOUND)
         return SESSION_OK;
     if (rc == WX_OK)
@@ -248,8 +248,8 @@ int wx_g_refresh_profile(struct gate *g, struct session *s)
     int64_t window = now / 30;
     memcpy(id, s->sid, 16);
     memcpy(id + 16, &window, 8);
-    kv_key('p', id, sizeof id, claim);
-    if (store_claim(g, claim, now + 60) != WX_OK)
+    wx_g_kv_key('p', id, sizeof id, claim);
+    if (wx_g_kv_claim(g, claim, now + 60) != WX_OK)
         return 0;
     struct wx_token tok;
     struct wx_userinfo ui = {0};
@@ -285,7 +285,7 @@ int wx_g_refresh_profile(struct gate *g, struct session *s)
  */
 static void login_key(struct gate *g, char kind, const struct wx_state *st, unsigned char out[16])
 {
-    kv_key(kind, st->nonce, sizeof st->nonce, out);
+    wx_g_kv_key(kind, st->nonce, sizeof st->nonce, out);
 }
 
 /*
@@ -300,7 +300,7 @@ int wx_g_login_replay(struct gate *g, struct wx_http_req *req, const struct wx_s
     char v[CODE_RESULT_MAX];
     login_key(g, 's', st, key);
     for (int i = 0; i <= GATE_CODE_WAIT * 20; i++) {
-        int rc = store_get(g, key, v, sizeof v);
+        int rc = wx_g_kv_get(g, key, v, sizeof v);
         if (rc == WX_OK && v[0] == 'S' && strchr(v, '\n')) {
             char *nl = strchr(v, '\n');
             *nl = '\0';
@@ -321,7 +321,7 @@ int wx_g_login_replay(struct gate *g, struct wx_http_req *req, const struct wx_s
         if (i == 0) { /* not the first request for this state? then wait for the first one */
             unsigned char claim[16];
             login_key(g, 'x', st, claim);
-            rc = store_claim(g, claim, wx_g_now_s() + GATE_CODE_TTL);
+            rc = wx_g_kv_claim(g, claim, wx_g_now_s() + GATE_CODE_TTL);
             if (rc == WX_OK)
                 return 0;
             if (rc != WX_ERR_CONFLICT)
@@ -340,6 +340,6 @@ void wx_g_login_remember(struct gate *g, const struct wx_state *st, const char *
 {
     unsigned char key[16];
     login_key(g, 's', st, key);
-    if (store_put(g, key, value, wx_g_now_s() + GATE_CODE_TTL) != WX_OK)
+    if (wx_g_kv_put(g, key, value, wx_g_now_s() + GATE_CODE_TTL) != WX_OK)
         wx_logf(&g->log, WX_LOG_ERROR, "level=error msg=\"store: cannot keep a login's outcome\"");
 }

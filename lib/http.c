@@ -360,14 +360,22 @@ const char *wx_http_cookie(struct wx_http_req *req, const char *name)
 
 int wx_http_set_header(struct wx_http_req *req, const char *name, const char *value)
 {
-    if (req->nheaders == WX_HTTP_MAX_HEADERS)
+    int at = req->nheaders;
+    for (int i = 0; strcasecmp(name, "Set-Cookie") && i < req->nheaders; i++)
+        if (!strcasecmp(req->hname[i], name))
+            at = i; /* replaced (Cache-Control on a cacheable JSON answer) */
+    if (at == WX_HTTP_MAX_HEADERS)
         return WX_ERR_LIMIT;
     char *v = strdup(value);
     if (!v)
         return WX_ERR_NOMEM;
-    req->hname[req->nheaders] = name;
-    req->hvalue[req->nheaders] = v;
-    req->howned[req->nheaders++] = 1;
+    if (at < req->nheaders && req->howned[at])
+        free(req->hvalue[at]);
+    if (at == req->nheaders)
+        req->nheaders++;
+    req->hname[at] = name;
+    req->hvalue[at] = v;
+    req->howned[at] = 1;
     return WX_OK;
 }
 

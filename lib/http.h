@@ -79,7 +79,8 @@ void wx_http_stop(struct wx_http_server *s);
 const char *wx_http_header(struct wx_http_req *req, const char *name);
 const char *wx_http_cookie(struct wx_http_req *req, const char *name);
 
-/* Adds a response header (the value is copied). */
+/* Sets a response header (the value is copied): replaces one of the same name, except
+ * Set-Cookie, which may be sent several times. */
 int wx_http_set_header(struct wx_http_req *req, const char *name, const char *value);
 /* JSON response headers (SECURITY.md rule 7); the body goes in req->out. */
 void wx_http_json(struct wx_http_req *req, int status);
