@@ -177,7 +177,7 @@ static void route_discovery(struct gate *g, struct wx_http_req *req)
         "openid", "profile", "offline_access", "token_endpoint_auth_methods_supported",
         "client_secret_basic", "client_secret_post", "none", "code_challenge_methods_supported",
         "S256", "prompt_values_supported", "none", "login", "consent", "select_account",
-        "authorization_response_iss_parameter_supported", 1, "request_parameter_supported", 0,
+        "authorization_response_iss_parameter_supported", 0, "request_parameter_supported", 0,
         "request_uri_parameter_supported", 0, "claims_parameter_supported", 0);
     json_t *claims = json_pack("[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "sub", "iss", "aud", "exp", "iat",
                                "auth_time", "nonce", "amr", "azp", "at_hash", "sid", "name",
@@ -218,16 +218,19 @@ struct authz {
     int64_t login_after; /* a login made for this request: auth_time must not be older */
 };
 
-/* Redirects the user agent to the client with error (RFC 6749 §4.1.2.1, RFC 9207's iss). */
+/* Redirects the user agent to the client with error (RFC 6749 §4.1.2.1). */
 static void to_client_error(struct gate *g, struct wx_http_req *req, const struct authz *a,
                             const char *error, const char *desc)
 {
-    /* iss before state, so that without a state the list is cut after it */
-    const char *kv[] = {"error", error,   "error_description", desc, "iss", g->oidc->issuer,
-                        "state", a->state};
+    /*
+     * No iss here (it rides with codes): mod_auth_openidc 2.4 (Debian 12's) takes an error
+     * response that carries iss for a third-party-initiated login and loses the error. So
+     * discovery does not claim RFC 9207 support.
+     */
+    const char *kv[] = {"error", error, "error_description", desc, "state", a->state};
     struct wx_buf u;
     wx_buf_init(&u, WX_MAX_URL);
-    if (wx_uri_add_params(&u, a->redirect, kv, a->state[0] ? 4 : 3) ||
+    if (wx_uri_add_params(&u, a->redirect, kv, a->state[0] ? 3 : 2) ||
         wx_http_redirect(req, 302, u.ptr))
         wx_g_page(g, req, 400, "登录请求无效 · Invalid login request", desc, NULL, 0);
     wx_buf_free(&u);
