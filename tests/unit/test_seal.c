@@ -36,7 +36,7 @@ static int setup(void **state)
 static char *seal_str(const unsigned char *k, const char *ad, const void *plain, size_t len)
 {
     struct wx_buf b;
-    wx_buf_init(&b, 4096);
+    wx_buf_init(&b, 2 * WX_SEAL_MAX_PLAIN);
     assert_int_equal(wx_seal(k, ad, plain, len, &b), WX_OK);
     assert_non_null(b.ptr);
     return wx_buf_steal(&b);
@@ -98,7 +98,7 @@ static void test_round_trip_max(void **state)
     /* Over the limit: refused at sealing time. */
     unsigned char big[WX_SEAL_MAX_PLAIN + 1] = {0};
     struct wx_buf b;
-    wx_buf_init(&b, 8192);
+    wx_buf_init(&b, 4 * WX_SEAL_MAX_PLAIN);
     assert_int_equal(wx_seal(key, "cookie", big, sizeof big, &b), WX_ERR_LIMIT);
     assert_int_equal(b.len, 0);
     wx_buf_free(&b);
@@ -204,10 +204,11 @@ static void test_garbage(void **state)
             fail_msg("case %zu: rc %d, want %d", i, rc, garbage_cases[i].rc);
     }
     /* An oversized sealed string is refused before decoding. */
-    char *big = malloc(4001);
-    memset(big, 'A', 4000);
-    big[4000] = '\0';
-    assert_int_equal(unseal_str(key, "cookie", big, 4000, out, sizeof out, &outlen), WX_ERR_LIMIT);
+    size_t n = WX_SEAL_MAX_PLAIN * 4 / 3 + 200;
+    char *big = malloc(n + 1);
+    memset(big, 'A', n);
+    big[n] = '\0';
+    assert_int_equal(unseal_str(key, "cookie", big, n, out, sizeof out, &outlen), WX_ERR_LIMIT);
     free(big);
 }
 
