@@ -123,7 +123,9 @@ static void json_error(struct wx_http_req *req, int status, const char *error, c
     wx_http_json(req, status); /* Cache-Control: no-store (RFC 6749 §5.1) */
 }
 
-static void json_answer(struct wx_http_req *req, json_t *o)
+/* o (released) as the 200 answer: no-store, or cacheable for 5 minutes (discovery: relying
+ * parties that meet a new key's kid fetch the keys again, OIDC Core §10.1.1). */
+static void json_reply(struct wx_http_req *req, json_t *o, int cacheable)
 {
     wx_buf_reset(&req->out);
     if (!o || wx_json_append(&req->out, o)) {
@@ -132,7 +134,18 @@ static void json_answer(struct wx_http_req *req, json_t *o)
         return;
     }
     json_decref(o);
-    wx_http_json(req, 200);
+    if (!cacheable) {
+        wx_http_json(req, 200);
+        return;
+    }
+    req->status = 200;
+    req->content_type = "application/json; charset=utf-8";
+    wx_http_set_header(req, "Cache-Control", "public, max-age=300");
+}
+
+static void json_answer(struct wx_http_req *req, json_t *o)
+{
+    json_reply(req, o, 0);
 }
 
 /* The request's parameters: the query, or for a POST the form body. */
@@ -149,15 +162,6 @@ static int params_of(struct wx_http_req *req, struct wx_query *q)
 }
 
 /* ---- discovery and keys ---- */
-
-/* A JSON answer anyone may cache for 5 minutes (discovery, the keys): relying parties that
- * meet a new key's kid fetch the keys again, as OIDC Core §10.1.1 has them do. */
-static void public_json(struct wx_http_req *req)
-{
-    req->status = 200;
-    req->content_type = "application/json; charset=utf-8";
-    wx_http_set_header(req, "Cache-Control", "public, max-age=300");
-}
 
 static void route_discovery(struct gate *g, struct wx_http_req *req)
 {
@@ -184,27 +188,15 @@ static void route_discovery(struct gate *g, struct wx_http_req *req)
                                "picture", "wechat_openid", "wechat_unionid");
     if (o && claims)
         json_object_set_new(o, "claims_supported", claims);
-    wx_buf_reset(&req->out);
-    if (!o || wx_json_append(&req->out, o)) {
-        json_decref(o);
-        json_error(req, 500, "server_error", "the answer could not be written");
-        return;
-    }
-    json_decref(o);
-    public_json(req);
+    json_reply(req, o, 1);
 }
 
 static void route_jwks(struct gate *g, struct wx_http_req *req)
 {
-    wx_buf_reset(&req->out);
     pthread_rwlock_rdlock(&g->oidc->lock);
-    int rc = wx_oidc_jwks(&g->oidc->ks, &req->out);
+    json_t *o = wx_oidc_jwks(&g->oidc->ks);
     pthread_rwlock_unlock(&g->oidc->lock);
-    if (rc) {
-        json_error(req, 500, "server_error", "the keys could not be written");
-        return;
-    }
-    public_json(req);
+    json_reply(req, o, 1);
 }
 
 /* ---- authorize ---- */

@@ -442,25 +442,21 @@ int wx_oidc_keys_maintain(struct wx_store *s, const struct wx_keys *k,
     return rc;
 }
 
-int wx_oidc_jwks(const struct wx_oidc_keyset *ks, struct wx_buf *out)
+json_t *wx_oidc_jwks(const struct wx_oidc_keyset *ks)
 {
     json_t *keys = json_array(), *doc = json_pack("{s:o}", "keys", keys);
-    int rc = doc ? WX_OK : WX_ERR_NOMEM;
-    for (int i = 0; i < ks->n && rc == WX_OK; i++) {
+    for (int i = 0; doc && i < ks->n; i++) {
         char *pub = cjose_jwk_to_json(ks->key[i].jwk, false, NULL);
         json_t *o = pub ? json_loads(pub, 0, NULL) : NULL;
         free(pub);
         if (!o || json_object_set_new(o, "use", json_string("sig")) ||
-            json_object_set_new(o, "alg", json_string(wx_oidc_alg_name(ks->key[i].alg))))
-            rc = WX_ERR_CRYPTO;
-        else
-            json_array_append(keys, o);
-        json_decref(o);
+            json_object_set_new(o, "alg", json_string(wx_oidc_alg_name(ks->key[i].alg))) ||
+            json_array_append_new(keys, o)) {
+            json_decref(doc);
+            return NULL;
+        }
     }
-    if (rc == WX_OK)
-        rc = wx_json_append(out, doc);
-    json_decref(doc);
-    return rc;
+    return doc;
 }
 
 int wx_oidc_sign(const struct wx_oidc_key *key, const json_t *claims, struct wx_buf *out)

@@ -111,8 +111,8 @@ int wx_oidc_keys_maintain(struct wx_store *s, const struct wx_keys *k,
                           const struct wx_oidc_keyset *ks, int64_t now, int64_t rotate_s,
                           int64_t keep_s, int *changed);
 /* The JWKS document of the public halves of ks's keys (retired ones too: they are only loaded
- * until they are removed). */
-int wx_oidc_jwks(const struct wx_oidc_keyset *ks, struct wx_buf *out);
+ * until they are removed); NULL on failure. */
+json_t *wx_oidc_jwks(const struct wx_oidc_keyset *ks);
 /* claims signed by key, compact serialisation (typ JWT, kid) appended to out. */
 int wx_oidc_sign(const struct wx_oidc_key *key, const json_t *claims, struct wx_buf *out);
 /* The claims of a JWS one of ks's keys signed (its expiry is not checked); WX_ERR_CRYPTO when
