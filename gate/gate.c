@@ -592,6 +592,7 @@ static int setup_backends(struct gate *g, const char *appid, const char *secret,
         db = wx_cfg_str(&g->cfg, "db");
     if (!db || !*db) {
         db = ":memory:";
+        g->memory_store = 1;
         wx_logf(&g->log, WX_LOG_WARN,
                 "level=warn msg=\"no db: sign-outs and redeemed codes are forgotten at restart\"");
     }
@@ -674,13 +675,10 @@ static int setup(struct gate *g, char *err, size_t errsz)
         rc = setup_site(g, pub, err, errsz);
     if (rc == WX_OK)
         rc = setup_backends(g, appid, secret, err, errsz);
-    const char *db = wx_cfg_str(&g->cfg, "store");
-    if (!db || !*db)
-        db = wx_cfg_str(&g->cfg, "db");
     if (rc == WX_OK && wx_cfg_bool(&g->cfg, "oidc"))
         rc = wx_g_oidc_setup(g, wx_cfg_int(&g->cfg, "oidc-token-ttl"),
                              wx_cfg_int(&g->cfg, "oidc-refresh-ttl"),
-                             wx_cfg_int(&g->cfg, "oidc-key-rotate"), !db || !*db, err, errsz);
+                             wx_cfg_int(&g->cfg, "oidc-key-rotate"), g->memory_store, err, errsz);
     return rc;
 }
 

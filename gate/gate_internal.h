@@ -77,6 +77,7 @@ struct gate {
     pthread_mutex_t mu;
     struct wx_store *store;
     struct wx_store *loop_store;
+    int memory_store;       /* neither db nor store: in memory, this process only */
     struct wx_pool *pool;   /* workers for calls to WeChat */
     struct gate_oidc *oidc; /* the OpenID Connect provider (--oidc), else NULL */
 };

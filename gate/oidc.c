@@ -942,10 +942,9 @@ static void route_logout(struct gate *g, struct wx_http_req *req)
         struct wx_buf u;
         wx_buf_init(&u, WX_MAX_URL);
         const char *kv[] = {"state", state};
-        if (uri && !wx_uri_add_params(&u, uri, kv, state ? 1 : 0) &&
-            !wx_http_redirect(req, 302, u.ptr))
-            ;
-        else
+        int sent = uri && !wx_uri_add_params(&u, uri, kv, state ? 1 : 0) &&
+                   !wx_http_redirect(req, 302, u.ptr);
+        if (!sent)
             signed_out_page(g, req);
         clear_cookie(g, req);
         wx_buf_free(&u);
